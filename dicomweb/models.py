@@ -1,0 +1,1 @@
+"""Models of the dicomweb app (added by its issue)."""

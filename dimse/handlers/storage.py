@@ -1,0 +1,92 @@
+"""Storage SCP: C-STORE for every storage SOP class (PS3.4 Annex B).
+
+The received bytes (``event.encoded_dataset()``: file meta + dataset exactly as
+sent) go to ``instance_ingest`` without being decoded and re-encoded.  Success
+is answered only after the file is fsynced and its row committed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.presentation import StoragePresentationContexts
+
+from dimse.db import uses_db
+from dimse.server import association_state
+from dimse.statuses import SUCCESS
+from pacs.exceptions import PacsError
+from pacs.services.ingest import IngestOrigin, instance_ingest
+
+logger = logging.getLogger(__name__)
+
+# Every transfer syntax the archive accepts as sent (PS3.5 Annex A / PS3.6 Annex A).
+STORAGE_TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent)
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (Process 1)
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (Process 2 & 4)
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless (Process 14)
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.100",  # MPEG2 Main Profile @ Main Level
+    "1.2.840.10008.1.2.4.101",  # MPEG2 Main Profile @ High Level
+    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 High Profile
+    "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD-compatible
+    "1.2.840.10008.1.2.4.104",  # MPEG-4 AVC/H.264 High Profile for 2D video
+    "1.2.840.10008.1.2.4.105",  # MPEG-4 AVC/H.264 High Profile for 3D video
+    "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo High Profile
+    "1.2.840.10008.1.2.4.107",  # HEVC/H.265 Main Profile
+    "1.2.840.10008.1.2.4.108",  # HEVC/H.265 Main 10 Profile
+]
+
+
+def configure(ae, listener) -> list:
+    """Add every storage SOP class with every supported transfer syntax."""
+    for cx in StoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax, STORAGE_TRANSFER_SYNTAXES)
+    return [(evt.EVT_C_STORE, handle_store)]
+
+
+def _failure(status: int, comment: str) -> Dataset:
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+@uses_db
+def handle_store(event) -> int | Dataset:
+    """Archive one C-STORE-RQ dataset; answer its DICOM status (PS3.4 B.2.3)."""
+    state = association_state(event.assoc)
+    state.requests += 1
+    data = event.encoded_dataset()
+    origin = IngestOrigin(
+        source="c-store",
+        calling_aet=event.assoc.requestor.ae_title,
+        called_aet=event.assoc.acceptor.ae_title,
+        peer_address=event.assoc.requestor.address,
+        charset_override=state.charset_override,
+    )
+    try:
+        result = instance_ingest(source=data, origin=origin)
+    except PacsError as exc:
+        state.failures += 1
+        logger.warning(
+            "c-store failed calling_aet=%s status=0x%04X reason=%s", origin.calling_aet, exc.dicom_status, exc.message
+        )
+        return _failure(exc.dicom_status, exc.message)
+    state.instances_received += 1
+    state.bytes_received += len(data)
+    logger.debug("c-store %s sop_instance_uid=%s", result.status, result.sop_instance_uid)
+    return SUCCESS

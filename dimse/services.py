@@ -1,0 +1,143 @@
+"""Writes of the dimse app: listener configuration, control commands, audit records."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dimse.models import (
+    AssociationLog,
+    AssociationStatus,
+    Listener,
+    ListenerAction,
+    ListenerCommand,
+    ListenerService,
+    ScpProcess,
+)
+
+logger = logging.getLogger(__name__)
+
+LISTENER_SEEDS = {
+    ListenerService.STORAGE: ("PACS_STORE_AET", "PACS_STORE_PORT"),
+    ListenerService.WORKLIST: ("PACS_WORKLIST_AET", "PACS_WORKLIST_PORT"),
+    ListenerService.QR: ("PACS_QR_AET", "PACS_QR_PORT"),
+    ListenerService.PRINT: ("PACS_PRINT_AET", "PACS_PRINT_PORT"),
+}
+
+
+def listener_config_list() -> list[Listener]:
+    """All listener rows, creating missing ones from the ``PACS_*`` settings."""
+    existing = {row.service: row for row in Listener.objects.all()}
+    for service, (aet_setting, port_setting) in LISTENER_SEEDS.items():
+        if service not in existing:
+            existing[service], _ = Listener.objects.get_or_create(
+                service=service,
+                defaults={
+                    "ae_title": getattr(settings, aet_setting),
+                    "port": getattr(settings, port_setting),
+                    "max_associations": settings.PACS_MAX_ASSOCIATIONS,
+                },
+            )
+    return [existing[s] for s in LISTENER_SEEDS]
+
+
+def listener_config_update(*, service: str, **fields: object) -> Listener:
+    """Validate and save fields of one listener; applied by the next restart."""
+    listener_config_list()
+    with transaction.atomic():
+        listener = Listener.objects.select_for_update().get(service=service)
+        for name, value in fields.items():
+            if name in ("id", "service", "updated_at") or not hasattr(listener, name):
+                raise ValueError(f"Unknown listener setting {name!r}")
+            setattr(listener, name, value)
+        listener.full_clean()
+        listener.save()
+    return listener
+
+
+def listener_command_issue(*, action: str, service: str = "", user=None) -> ListenerCommand:
+    """Ask every running ``runscp`` to start/stop/restart a listener (or all)."""
+    ListenerAction(action)
+    if service:
+        ListenerService(service)
+    command = ListenerCommand.objects.create(action=action, service=service, created_by=user)
+    logger.info("listener command issued id=%s action=%s service=%s", command.pk, action, service or "all")
+    return command
+
+
+def listener_command_wait(command: ListenerCommand, timeout: float = 10.0) -> ListenerCommand:
+    """Poll until a runscp process has processed *command* (or *timeout* passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        command.refresh_from_db()
+        if command.processed_at:
+            return command
+        time.sleep(0.1)
+    return command
+
+
+def listener_command_complete(*, command_id: int, result: dict) -> None:
+    ListenerCommand.objects.filter(pk=command_id).update(processed_at=timezone.now(), result=result)
+
+
+def scp_process_heartbeat(*, key: str, host: str, pid: int, started_at: datetime.datetime, listeners: dict) -> None:
+    ScpProcess.objects.update_or_create(
+        key=key,
+        defaults={
+            "host": host,
+            "pid": pid,
+            "started_at": started_at,
+            "heartbeat_at": timezone.now(),
+            "listeners": listeners,
+        },
+    )
+
+
+def scp_process_remove(*, key: str) -> None:
+    ScpProcess.objects.filter(key=key).delete()
+
+
+def association_open(
+    *,
+    service: str,
+    calling_aet: str,
+    called_aet: str,
+    peer_address: str,
+    peer_port: int | None,
+    status: str = AssociationStatus.ESTABLISHED,
+    reason: str = "",
+    process: str = "",
+) -> int:
+    """Record an association (established or rejected); return the log id."""
+    row = AssociationLog.objects.create(
+        service=service,
+        calling_aet=calling_aet[:16],
+        called_aet=called_aet[:16],
+        peer_address=peer_address[:64],
+        peer_port=peer_port,
+        status=status,
+        reason=reason[:255],
+        started_at=timezone.now(),
+        ended_at=timezone.now() if status == AssociationStatus.REJECTED else None,
+        process=process[:64],
+    )
+    return row.pk
+
+
+def association_close(
+    *, log_id: int, status: str, instances_received: int, bytes_received: int, requests: int, failures: int
+) -> None:
+    """Close an association record with its counters."""
+    AssociationLog.objects.filter(pk=log_id).update(
+        status=status,
+        ended_at=timezone.now(),
+        instances_received=instances_received,
+        bytes_received=bytes_received,
+        requests=requests,
+        failures=failures,
+    )

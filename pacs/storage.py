@@ -1,0 +1,189 @@
+"""Archive files: UID validation, path templates, atomic writes, free space.
+
+Nothing derived from a request reaches the file system without passing
+:func:`uid_validate` (UIDs) or :func:`_path_component` (other values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import string
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from pacs.exceptions import InvalidUID, OutOfResources
+
+# PS3.5 9.1: components of digits separated by dots, at most 64 characters.
+# Leading zeros are tolerated (some modalities emit them) - they are harmless in a path.
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+PATH_PLACEHOLDERS = (
+    "PatientID",
+    "StudyInstanceUID",
+    "StudyDate",
+    "SeriesInstanceUID",
+    "Modality",
+    "SOPInstanceUID",
+)
+_UID_PLACEHOLDERS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"}
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_CHUNK = 1024 * 1024
+
+
+def uid_is_valid(value: object) -> bool:
+    """True for a syntactically valid UID (digits and dots, 1-64 characters)."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and bool(_UID_RE.match(value))
+
+
+def uid_validate(value: object, keyword: str = "UID") -> str:
+    """Return *value* if it is a valid UID, else raise :class:`InvalidUID`.
+
+    Raises
+    ------
+    InvalidUID
+        Empty, longer than 64 characters, or anything but digits and dots
+        (so never ``/``, ``..`` or NUL).
+    """
+    if not uid_is_valid(value):
+        shown = repr(value)[:80]
+        raise InvalidUID(f"{keyword} {shown} is not a valid UID (digits and dots, at most 64 characters)")
+    return value  # type: ignore[return-value]
+
+
+def path_template_validate(template: str) -> None:
+    """Raise ``ValidationError`` unless *template* is a safe archive layout."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValidationError(f"Invalid path template: {exc}") from exc
+    unknown = fields - set(PATH_PLACEHOLDERS)
+    if unknown:
+        raise ValidationError(
+            f"Unknown placeholder(s) {', '.join(sorted(unknown))}; use {', '.join(PATH_PLACEHOLDERS)}."
+        )
+    if "SOPInstanceUID" not in fields:
+        raise ValidationError("The path template must contain {SOPInstanceUID} so every file is unique.")
+    literal = "".join(text for text, *_ in string.Formatter().parse(template))
+    if template.startswith("/") or ".." in literal or "\\" in literal or "\x00" in literal:
+        raise ValidationError("The path template must be relative and must not contain '..' or '\\'.")
+
+
+def _path_component(value: str) -> str:
+    cleaned = _UNSAFE_CHARS.sub("_", value.strip())[:64].strip(".")
+    return cleaned or "UNKNOWN"
+
+
+def relative_path_build(template: str, values: dict[str, str]) -> str:
+    """Build the archive-relative path of an instance from *template*.
+
+    UID placeholders must already be validated; other values are reduced to
+    ``[A-Za-z0-9._-]`` so they can never escape the archive root.
+    """
+    safe = {}
+    for name in PATH_PLACEHOLDERS:
+        value = values.get(name, "") or ""
+        if name in _UID_PLACEHOLDERS:
+            safe[name] = uid_validate(value, name)
+        else:
+            safe[name] = _path_component(value)
+    relative = template.format(**safe)
+    if relative.startswith("/") or ".." in Path(relative).parts:
+        raise InvalidUID(f"Refusing archive path {relative!r}")
+    return relative
+
+
+def absolute_path(relative: str) -> Path:
+    """Absolute path of an archive-relative path, guaranteed inside the storage root."""
+    root = Path(settings.PACS_STORAGE_ROOT)
+    path = (root / relative).resolve()
+    if root not in path.parents:
+        raise InvalidUID(f"Path {relative!r} escapes the archive root")
+    return path
+
+
+def free_space_check(min_free_mb: int) -> None:
+    """Raise :class:`OutOfResources` when the archive volume is below its floor."""
+    free = shutil.disk_usage(settings.PACS_STORAGE_ROOT).free
+    if free < min_free_mb * 1024 * 1024:
+        raise OutOfResources(
+            f"Archive storage is full: {free // (1024 * 1024)} MiB free, floor is {min_free_mb} MiB"
+        )
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_path_new(suffix: str = ".part") -> Path:
+    """A fresh temp path on the archive volume (so ``rename`` into place is atomic)."""
+    temp_dir = Path(settings.PACS_STORAGE_ROOT) / ".tmp"
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    return temp_dir / f"{uuid.uuid4().hex}{suffix}"
+
+
+def temp_write(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
+    """Write *data* to a new temp file on the archive volume and fsync it.
+
+    Returns the temp path and the MD5 hex digest of the bytes.
+    """
+    temp = temp_path_new()
+    digest = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    with open(temp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return temp, digest
+
+
+def temp_copy(source: Path) -> tuple[Path, str, int]:
+    """Copy the file *source* to a new fsynced temp file; return (path, md5, size)."""
+    temp = temp_path_new()
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    with open(source, "rb") as src, open(temp, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            md5.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return temp, md5.hexdigest(), size
+
+
+def file_commit(temp: Path, relative: str) -> Path:
+    """Atomically move the fsynced *temp* file to *relative* in the archive.
+
+    The directory entry is fsynced too, so the file survives a crash once this
+    returns.  An existing file at the destination is replaced atomically.
+    """
+    final = absolute_path(relative)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, final)
+    _fsync_dir(final.parent)
+    return final
+
+
+def file_remove(path: Path) -> None:
+    """Remove an archive file if present, then prune empty parent folders."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    root = Path(settings.PACS_STORAGE_ROOT)
+    parent = path.parent
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent

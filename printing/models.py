@@ -1,0 +1,1 @@
+"""Models of the printing app (added by its issue)."""

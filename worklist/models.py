@@ -1,0 +1,1 @@
+"""Models of the worklist app (added by its issue)."""
