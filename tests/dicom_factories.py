@@ -110,7 +110,7 @@ def ct_dataset(
     ds.PixelData = pixels.tobytes()
     for key, value in extra.items():
         setattr(ds, key, value)
-    return ds
+    return _with_meta(ds, EXPLICIT_LE)
 
 
 def _with_meta(ds: Dataset, transfer_syntax: str) -> Dataset:
