@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from pacs.models import ArchiveConfig, Instance, Patient, Series, Study
+from pacs.models import ArchiveConfig, Instance, Job, Patient, Series, Study
 
 
 class ReadOnlyIndexAdmin(admin.ModelAdmin):
@@ -77,3 +77,26 @@ class ArchiveConfigAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "description", "state", "progress_done", "progress_failed", "progress_total",
+                    "attempts", "created_at", "finished_at")
+    list_filter = ("kind", "state")
+    search_fields = ("description",)
+    readonly_fields = [f.name for f in Job._meta.fields]
+    actions = ["retry_jobs"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Re-run selected jobs")
+    def retry_jobs(self, request, queryset) -> None:
+        from pacs.services.jobs import job_retry
+
+        for job in queryset:
+            try:
+                job_retry(job_id=job.pk)
+            except ValueError as exc:
+                self.message_user(request, str(exc))

@@ -25,3 +25,12 @@ class IngestStatus(models.TextChoices):
     STORED = "stored", "Stored"
     DUPLICATE = "duplicate", "Duplicate kept first"
     REPLACED = "replaced", "Replaced"
+
+
+class JobState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Waiting to retry"
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+    CANCELLED = "cancelled", "Cancelled"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from django.db import models
 
-from pacs.choices import Compression, DuplicatePolicy
+from django.conf import settings
+
+from pacs.choices import Compression, DuplicatePolicy, JobState
 
 
 class Patient(models.Model):
@@ -182,3 +184,37 @@ class ArchiveConfig(models.Model):
         from pacs.storage import path_template_validate
 
         path_template_validate(self.path_template)
+
+
+class Job(models.Model):
+    """A background job (send, query, retrieve, verify, print forwarding, compression...).
+
+    Written only by :mod:`pacs.services.jobs`; run by the django-q2 cluster through
+    ``pacs.tasks.job_run``, which dispatches on ``kind`` to the runner each app
+    registers with ``job_kind_register`` in its ``AppConfig.ready``.
+    """
+
+    kind = models.CharField(max_length=32, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.PENDING, db_index=True)
+    description = models.CharField(max_length=255, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_failed = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        to=settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.state})"

@@ -10,6 +10,7 @@ seed their defaults.  Every environment variable is documented in README.md.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -198,7 +199,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(PACS_DATA_DIR / "test-db.sqlite3")}
+    # File-backed so listener threads share the test database; per process so
+    # concurrent test runs on one machine never collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(PACS_TEMP_DIR / f"test-db-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -2,10 +2,17 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # DICOMweb under /dicomweb/ and WADO-URI at /wado (PS3.18).
+    path("", include("dicomweb.urls")),
+    # REST API under /api/: archive, DIMSE control/nodes/jobs, worklist, print jobs.
+    path("api/", include("pacs.api.urls")),
+    path("api/", include("dimse.api.urls")),
+    path("api/", include("worklist.api.urls")),
+    path("api/", include("printing.api.urls")),
+    # Web pages last: they own the root.
+    path("", include("pacs.web_urls")),
 ]

@@ -1,0 +1,3 @@
+"""URL routes of DICOMweb (/dicomweb/...) and WADO-URI (/wado)."""
+
+urlpatterns: list = []

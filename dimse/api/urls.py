@@ -1,0 +1,3 @@
+"""URL routes of dimse/api (filled in by its issue)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URL routes of pacs/api (filled in by its issue)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""URL routes of printing/api (filled in by its issue)."""
+
+urlpatterns: list = []
