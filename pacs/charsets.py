@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pydicom.charset import decode_bytes
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
@@ -28,6 +28,7 @@ _SUSPECT_DECLARATIONS = {"", "ISO_IR 6", "ISO 2022 IR 6", "ISO_IR 100", "ISO 202
 _ALIASES = {"GB2312": "GB18030", "GBK ": "GBK", "UTF-8": "ISO_IR 192", "UTF8": "ISO_IR 192"}
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _TEXT_DELIMITERS = {"\\"}
+_IR58_ESCAPE = b"\x1b$)A"
 
 
 def _normalise(charsets: list[str]) -> list[str]:
@@ -91,16 +92,21 @@ class TextDecoder:
         suspect = charsets[0] in _SUSPECT_DECLARATIONS and len(charsets) == 1
         return cls(charsets=charsets, suspect=suspect)
 
-    def _effective(self, raw: bytes) -> list[str]:
+    def _effective(self, raw: bytes) -> tuple[bytes, list[str]]:
+        """The bytes and Python codec names to decode them with."""
         if self.suspect and _looks_chinese(raw):
-            return ["GB18030"]
+            return raw, ["GB18030"]
         if self.charsets == ["ISO_IR 192"]:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
                 if _looks_chinese(raw):
-                    return ["GB18030"]
-        return self.charsets
+                    return raw, ["GB18030"]
+        if "ISO 2022 IR 58" in self.charsets and _IR58_ESCAPE in raw:
+            # GB2312 designated to G1 (ESC $ ) A) is plain EUC-CN after the escape;
+            # pydicom expects Python to strip that escape, which Python does not.
+            return raw.replace(_IR58_ESCAPE, b""), ["GB18030"]
+        return raw, convert_encodings(self.charsets)
 
     @staticmethod
     def _raw(ds: Dataset, tag: int) -> bytes | str | None:
@@ -121,7 +127,8 @@ class TextDecoder:
             return ""
         if isinstance(raw, str):
             return raw.strip()
-        value = decode_bytes(raw, self._effective(raw), _TEXT_DELIMITERS)
+        raw, encodings = self._effective(raw)
+        value = decode_bytes(raw, encodings, _TEXT_DELIMITERS)
         return value.strip(" \x00")
 
     def person_name(self, ds: Dataset, tag: int) -> PersonNameText:
@@ -134,7 +141,8 @@ class TextDecoder:
         else:
             # Only the first value of a multi-valued PN is indexed.
             raw = raw.split(b"\\")[0].rstrip(b" \x00")
-            pn = PersonName(raw, self._effective(raw))
+            raw, encodings = self._effective(raw)
+            pn = PersonName(raw, encodings)
         full = str(pn).strip()
         return PersonNameText(
             full=full,
