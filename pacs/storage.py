@@ -187,3 +187,24 @@ def file_remove(path: Path) -> None:
         except OSError:
             break
         parent = parent.parent
+
+
+def temp_cleanup(*, max_age_seconds: int = 3600) -> int:
+    """Remove temp files left by a crashed writer (older than *max_age_seconds*).
+
+    Several processes share the archive, so only old files are removed: a
+    fresh one may be another process's write in flight.
+    """
+    import time
+
+    temp_dir = Path(settings.PACS_STORAGE_ROOT) / ".tmp"
+    removed = 0
+    cutoff = time.time() - max_age_seconds
+    for path in temp_dir.glob("*.part") if temp_dir.exists() else []:
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

@@ -25,6 +25,7 @@ from dimse import services
 from dimse.models import ListenerCommand
 from dimse.server import SERVICE_MODULES, ListenerManager
 from pacs.services.logs import log_rotate
+from pacs.storage import temp_cleanup
 from pacs.services.users import default_password_in_use
 
 logger = logging.getLogger("dimse.server")
@@ -57,6 +58,9 @@ class Command(BaseCommand):
             self.stderr.write(self.style.WARNING(
                 "WARNING: user 'admin' still has the default password 'admin'. Change it at /admin/password_change/."
             ))
+        removed = temp_cleanup()
+        if removed:
+            logger.warning("removed %d stale temp file(s) left by an interrupted write", removed)
         wanted = [s for s in options["services"].split(",") if s] or list(SERVICE_MODULES)
         unknown = set(wanted) - set(SERVICE_MODULES)
         if unknown:

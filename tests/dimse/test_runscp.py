@@ -1,0 +1,192 @@
+"""The real ``runscp`` process: ephemeral ports, control channel, SIGTERM, kill -9 durability."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage
+
+from dimse.models import ScpProcess
+from dimse.services import listener_command_issue, listener_command_wait
+from pacs import storage
+from pacs.models import Instance
+from tests import dicom_factories as f
+from tests.polling import eventually
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Runscp:
+    def __init__(self, storage_root: Path, *args: str) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "PACS_STORAGE_ROOT": str(storage_root),
+            "PACS_MIN_FREE_MB": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runscp", "--bind", "127.0.0.1", "--port", "0", *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.ports: dict[str, int] = {}
+        self.output: list[str] = []
+        for line in self.proc.stdout:
+            self.output.append(line)
+            match = re.match(r"(\w+) listener \S+ on port (\d+)", line)
+            if match:
+                self.ports[match.group(1)] = int(match.group(2))
+            if "runscp ready" in line or "Error" in line:
+                break
+        assert self.ports, "".join(self.output)
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def runscp(storage_root):
+    started = []
+
+    def _start(*args):
+        process = Runscp(storage_root, *args)
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        process.stop(signal.SIGKILL)
+
+
+def _associate(port, called="STORESCP"):
+    ae = AE(ae_title="PYSCU")
+    ae.add_requested_context(CTImageStorage, f.EXPLICIT_LE)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def test_runscp_ephemeral_ports_store_and_clean_sigterm(runscp):
+    scp = runscp("--services", "storage")
+    assoc = _associate(scp.ports["storage"])
+    assert assoc.send_c_store(f.ct_dataset()).Status == 0
+    assoc.release()
+    assert Instance.objects.count() == 1
+    eventually(lambda: ScpProcess.objects.exists())
+    assert scp.stop(signal.SIGTERM) == 0
+    assert "runscp stopped." in "".join(scp.output)
+    assert not ScpProcess.objects.exists()
+
+
+def test_control_channel_stops_starts_and_restarts(runscp):
+    scp = runscp("--services", "storage")
+    port = scp.ports["storage"]
+    command = listener_command_wait(listener_command_issue(action="stop", service="storage"))
+    assert command.processed_at and command.result["storage"]["running"] is False
+    assert _associate(port).is_established is False
+    command = listener_command_wait(listener_command_issue(action="start", service="storage"))
+    assert command.result["storage"]["running"] is True
+    new_port = command.result["storage"]["port"]
+    assoc = _associate(new_port)
+    assert assoc.is_established
+    assoc.release()
+    # restart re-reads the configuration
+    from dimse.services import listener_config_update
+
+    listener_config_update(service="storage", ae_title="RENAMED")
+    command = listener_command_wait(listener_command_issue(action="restart"))
+    assert command.result["storage"]["ae_title"] == "RENAMED"
+    assoc = _associate(command.result["storage"]["port"], called="RENAMED")
+    assert assoc.is_established
+    assoc.release()
+    heartbeat = eventually(lambda: ScpProcess.objects.filter(listeners__storage__ae_title="RENAMED").first(),
+                           timeout=15)
+    assert heartbeat.listeners["storage"]["running"] is True
+
+
+def test_every_acknowledged_instance_survives_kill_9(runscp, storage_root):
+    scp = runscp("--services", "storage")
+    acknowledged: list[str] = []
+    assoc = _associate(scp.ports["storage"])
+    stop_sending = threading.Event()
+
+    def send():
+        for i in range(400):
+            if stop_sending.is_set():
+                return
+            ds = f.ct_dataset(size=64, instance_number=i)
+            try:
+                status = assoc.send_c_store(ds)
+            except Exception:
+                return
+            if status and status.get("Status") == 0:
+                acknowledged.append(ds.SOPInstanceUID)
+            elif not status:
+                return
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    eventually(lambda: len(acknowledged) >= 20, timeout=60)
+    scp.proc.send_signal(signal.SIGKILL)
+    scp.proc.wait(timeout=30)
+    stop_sending.set()
+    sender.join(timeout=60)
+    assoc.abort()
+    assert len(acknowledged) >= 20
+    stored = dict(Instance.objects.values_list("sop_instance_uid", "file_path"))
+    missing = [uid for uid in acknowledged if uid not in stored]
+    assert not missing, f"{len(missing)} acknowledged instances lost"
+    for uid in acknowledged:
+        assert storage.absolute_path(stored[uid]).stat().st_size > 0
+    # a restarted runscp serves again
+    again = runscp("--services", "storage")
+    assoc = _associate(again.ports["storage"])
+    assert assoc.send_c_store(f.ct_dataset()).Status == 0
+    assoc.release()
+
+
+def test_busy_port_message_and_exit_code(runscp):
+    scp = runscp("--services", "storage")
+    port = scp.ports["storage"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runscp", "--bind", "127.0.0.1", "--services", "storage",
+         "--storage-port", str(port)],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": _database_url()}, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"port {port} is already in use" in result.stderr
+
+
+def test_unapplied_migrations_are_reported(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runscp", "--port", "0"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3",
+                       "PACS_DATA_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0 and "unapplied migrations" in result.stderr
+    assert settings.PACS_STORAGE_ROOT  # the test process itself is untouched
