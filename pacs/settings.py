@@ -44,6 +44,9 @@ PACS_BIND_ADDRESS = env.str("PACS_BIND_ADDRESS", default="0.0.0.0")
 PACS_DIMSE_DEBUG = env.bool("PACS_DIMSE_DEBUG", default=False)
 # Duplicate SOP Instance UID policy: keep-first, replace or reject.
 PACS_DUPLICATE_POLICY = env.str("PACS_DUPLICATE_POLICY", default="keep-first")
+# External viewer URL template for "open in ..." (e.g. RadiAnt: radiant://?n=pstv&v=0020000D&v={StudyInstanceUID});
+# placeholders {StudyInstanceUID} {AccessionNumber} {PatientID} {base}. Empty hides the action.
+PACS_EXTERNAL_VIEWER_URL = env.str("PACS_EXTERNAL_VIEWER_URL", default="")
 # Log level of the PACS's own loggers.
 PACS_LOG_LEVEL = env.str("PACS_LOG_LEVEL", default="INFO").upper()
 # Rotate a service log when it passes this size; keep this many old files.
@@ -51,6 +54,8 @@ PACS_LOG_MAX_MB = env.int("PACS_LOG_MAX_MB", default=20)
 PACS_LOG_BACKUPS = env.int("PACS_LOG_BACKUPS", default=10)
 # Maximum simultaneous associations per listener.
 PACS_MAX_ASSOCIATIONS = env.int("PACS_MAX_ASSOCIATIONS", default=32)
+# Where `manage.py installohif` puts the OHIF viewer served under /ohif/ (not in git).
+PACS_OHIF_DIR = Path(env.str("PACS_OHIF_DIR", default=str(BASE_DIR / "ohif" / "dist"))).resolve()
 # Maximum PDU size we receive (bytes); large PDUs cut per-PDU overhead.
 PACS_MAX_PDU = env.int("PACS_MAX_PDU", default=1_048_576)
 # Refuse storage (0xA700) when free space on the archive falls below this.
@@ -60,12 +65,16 @@ PACS_PATH_TEMPLATE = env.str(
     "PACS_PATH_TEMPLATE",
     default="{StudyInstanceUID}/{SeriesInstanceUID}/{SOPInstanceUID}.dcm",
 )
+# Person-name matching (C-FIND, QIDO-RS, study list) ignores case: "doe*" finds "DOE^JOHN".
+PACS_PN_CASE_INSENSITIVE = env.bool("PACS_PN_CASE_INSENSITIVE", default=True)
 # Listener AE titles and ports (seed values; editable at run time).
 PACS_PRINT_AET = env.str("PACS_PRINT_AET", default="PRINTSCP")
 PACS_PRINT_PORT = env.int("PACS_PRINT_PORT", default=11115)
 # Public base URL used in BulkDataURI/RetrieveURL when behind a proxy.
 PACS_PUBLIC_URL = env.str("PACS_PUBLIC_URL", default="")
 PACS_QR_AET = env.str("PACS_QR_AET", default="QRSCP")
+# C-FIND answers at most this many matches, then a warning status (never a silent cap).
+PACS_QR_MAX_RESULTS = env.int("PACS_QR_MAX_RESULTS", default=10_000)
 PACS_QR_PORT = env.int("PACS_QR_PORT", default=11114)
 # Where the archive lives (shared by every runscp/web worker when scaled out).
 PACS_STORAGE_ROOT = Path(
@@ -146,6 +155,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "pacs.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
