@@ -85,6 +85,8 @@ PACS_STORE_PORT = env.int("PACS_STORE_PORT", default=11112)
 # Newer instances update patient/study attributes in the index.
 PACS_UPDATE_ATTRIBUTES = env.bool("PACS_UPDATE_ATTRIBUTES", default=True)
 PACS_WORKLIST_AET = env.str("PACS_WORKLIST_AET", default="WORKLISTSCP")
+# Days COMPLETED/DISCONTINUED worklist items stay listed before housekeeping removes them.
+PACS_WORKLIST_RETENTION_DAYS = env.int("PACS_WORKLIST_RETENTION_DAYS", default=30)
 PACS_WORKLIST_PORT = env.int("PACS_WORKLIST_PORT", default=11113)
 # Redis URL: when set, django-q2 uses Redis as its broker instead of the database.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -112,6 +114,8 @@ for _name in ("PACS_STORE_AET", "PACS_WORKLIST_AET", "PACS_QR_AET", "PACS_PRINT_
 for _name in ("PACS_STORE_PORT", "PACS_WORKLIST_PORT", "PACS_QR_PORT", "PACS_PRINT_PORT"):
     if not 0 <= globals()[_name] <= 65535:
         raise ImproperlyConfigured(f"{_name} must be a TCP port between 0 and 65535.")
+if PACS_WORKLIST_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("PACS_WORKLIST_RETENTION_DAYS must be a whole number of days, at least 1.")
 
 PACS_LOG_DIR = PACS_DATA_DIR / "logs"
 PACS_TEMP_DIR = PACS_DATA_DIR / "tmp"
