@@ -1,0 +1,178 @@
+"""QIDO-RS (PS3.18 10.6): search for studies, series and instances.
+
+Matching is :mod:`pacs.matching` (the one implementation shared with C-FIND):
+keys as keyword or tag, ``*``/``?`` wildcards, date/time ranges open on either
+side, UID lists (comma or backslash), ``fuzzymatching=true`` for person names.
+The response is an ``application/dicom+json`` array of the default attributes
+of PS3.18 Table 10.6.3-3..5 plus every ``includefield``.
+
+No match answers ``200`` with ``[]`` (PS3.18 10.6.3.2 allows 204; an empty
+array is what OHIF and dicomweb-client handle without special cases).  More
+results than ``limit`` (or the server cap ``MAX_RESULTS``) adds a ``Warning:
+299`` header as 8.3.4.4 says.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from rest_framework.response import Response
+
+from dicomweb.api.base import DicomWebView, bad_param, base_url, int_param, not_acceptable, uid_check
+from dicomweb.parsers import accept_parse
+from pacs import matching
+
+logger = logging.getLogger("dicomweb")
+
+MAX_RESULTS = 1000
+CONTROL_PARAMS = {"limit", "offset", "fuzzymatching", "includefield", "_"}
+
+# Default return attributes (PS3.18 Table 10.6.3-3, -4, -5).
+STUDY_DEFAULTS = [
+    "StudyDate", "StudyTime", "AccessionNumber", "InstanceAvailability", "ModalitiesInStudy",
+    "ReferringPhysicianName", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "StudyInstanceUID", "StudyID", "StudyDescription", "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+]
+SERIES_DEFAULTS = [
+    "Modality", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "PerformedProcedureStepStartDate",
+    "NumberOfSeriesRelatedInstances", "BodyPartExamined", "SeriesDate", "SeriesTime",
+]
+INSTANCE_DEFAULTS = [
+    "SOPClassUID", "SOPInstanceUID", "InstanceAvailability", "InstanceNumber", "Rows", "Columns",
+    "BitsAllocated", "NumberOfFrames",
+]
+# Friendly aliases accepted at the study level.
+STUDY_ALIASES = {"Modality": "ModalitiesInStudy", "00080060": "ModalitiesInStudy"}
+_LEVEL_DEFAULTS = {
+    matching.STUDY: STUDY_DEFAULTS,
+    matching.SERIES: SERIES_DEFAULTS,
+    matching.IMAGE: INSTANCE_DEFAULTS,
+}
+_ALL_FIELDS = {
+    level: [kw for lvl in matching.LEVELS[: matching.LEVELS.index(level) + 1] for kw in matching.LEVEL_KEYS[lvl]]
+    for level in (matching.STUDY, matching.SERIES, matching.IMAGE)
+}
+
+
+def _retrieve_url(root: str, level: str, row) -> str:
+    if level == matching.STUDY:
+        return f"{root}/dicomweb/studies/{row.study_instance_uid}"
+    if level == matching.SERIES:
+        return f"{root}/dicomweb/studies/{row.study.study_instance_uid}/series/{row.series_instance_uid}"
+    return (
+        f"{root}/dicomweb/studies/{row.series.study.study_instance_uid}/series/{row.series.series_instance_uid}"
+        f"/instances/{row.sop_instance_uid}"
+    )
+
+
+class QueryView(DicomWebView):
+    """Search Transaction (PS3.18 10.6) at every QIDO-RS resource."""
+
+    level = matching.STUDY
+
+    def get(self, request, **kwargs):
+        for item in accept_parse(request.META.get("HTTP_ACCEPT", "")):
+            if item.media_type in ("application/dicom+json", "application/json", "*/*", "application/*"):
+                break
+        else:
+            if request.META.get("HTTP_ACCEPT"):
+                raise not_acceptable("QIDO-RS answers application/dicom+json")
+        level = self.level
+        limit = int_param(request, "limit", default=None, minimum=0, maximum=1_000_000)
+        offset = int_param(request, "offset", default=0, minimum=0)
+        fuzzy_raw = request.query_params.get("fuzzymatching", "false").lower()
+        if fuzzy_raw not in ("true", "false", ""):
+            raise bad_param("fuzzymatching", "must be true or false")
+        fuzzy = fuzzy_raw == "true"
+
+        filters: dict[str, str] = {}
+        unsupported: list[str] = []
+        for key, values in request.query_params.lists():
+            if key in CONTROL_PARAMS:
+                continue
+            name = STUDY_ALIASES.get(key, key) if level == matching.STUDY else key
+            keyword = matching.keyword_normalise(name)
+            if not keyword:
+                raise bad_param(key, f"{key[:64]!r} is not a DICOM keyword, tag or QIDO-RS parameter")
+            try:
+                found = matching.key_lookup(level, keyword)
+            except matching.MatchingError as exc:
+                raise bad_param(key, exc.message) from None
+            value = "\\".join(v for v in values)
+            if found is None or found.field is None:
+                if value:
+                    unsupported.append(keyword)
+                continue
+            filters[keyword] = value
+        # Path UIDs narrow the search (studies/{study}/series, .../series/{series}/instances).
+        if "study" in kwargs:
+            filters["StudyInstanceUID"] = uid_check(kwargs["study"], "StudyInstanceUID")
+        if "series" in kwargs:
+            filters["SeriesInstanceUID"] = uid_check(kwargs["series"], "SeriesInstanceUID")
+
+        fields = list(_LEVEL_DEFAULTS[level])
+        if level != matching.STUDY and "study" not in kwargs:
+            fields += [f for f in STUDY_DEFAULTS if f not in fields]
+        if level == matching.IMAGE and "series" not in kwargs:
+            fields += [f for f in SERIES_DEFAULTS if f not in fields]
+        for raw in request.query_params.getlist("includefield"):
+            for name in raw.split(","):
+                name = name.strip()
+                if not name:
+                    continue
+                if name.lower() == "all":
+                    fields += [f for f in _ALL_FIELDS[level] if f not in fields]
+                    continue
+                keyword = matching.keyword_normalise(name)
+                if not keyword:
+                    raise bad_param("includefield", f"{name[:64]!r} is not a DICOM keyword or tag")
+                if keyword not in fields:
+                    fields.append(keyword)
+        fields += [k for k in filters if k not in fields]
+
+        try:
+            rows = matching.level_queryset(level, filters, fuzzy=fuzzy)
+        except matching.MatchingError as exc:
+            raise bad_param("query", exc.message) from None
+        cap = min(limit, MAX_RESULTS) if limit is not None else MAX_RESULTS
+        page = list(rows[offset: offset + cap + 1])
+        more = len(page) > cap
+        page = page[:cap]
+        root = base_url(request)
+        body = []
+        for row in page:
+            ds = matching.level_identifier(row, level, fields)
+            del ds.QueryRetrieveLevel
+            item = ds.to_json_dict(bulk_data_threshold=1 << 30, bulk_data_element_handler=None)
+            item["00081190"] = {"vr": "UR", "Value": [_retrieve_url(root, level, row)]}
+            body.append(item)
+        response = Response(body)
+        warnings = []
+        if more:
+            warnings.append(
+                '299 pacs "The number of results exceeded the maximum supported by the server. '
+                'Additional results can be requested."'
+            )
+        if unsupported:
+            warnings.append(f'299 pacs "The fuzzymatching/matching of {", ".join(unsupported)} is not supported"')
+        if warnings:
+            response["Warning"] = ", ".join(warnings)
+        logger.info("qido-rs level=%s keys=%d results=%d", level, len(filters), len(body))
+        return response
+
+
+class StudyQueryView(QueryView):
+    level = matching.STUDY
+
+
+class SeriesQueryView(QueryView):
+    level = matching.SERIES
+
+
+class InstanceQueryView(QueryView):
+    level = matching.IMAGE
+
+
+__all__ = ["StudyQueryView", "SeriesQueryView", "InstanceQueryView", "settings"]

@@ -1,0 +1,404 @@
+"""WADO-RS (PS3.18 10.4): instances, metadata, bulk data, frames, rendered, thumbnails.
+
+Instances are streamed from disk as ``multipart/related; type="application/dicom"``
+part by part; only a transcoded instance is built in memory (one at a time).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from django.http import HttpResponse, StreamingHttpResponse
+from pydicom.encaps import generate_frames
+from pydicom.pixels import pixel_array
+from rest_framework.response import Response
+
+from dicomweb import media
+from dicomweb.api.base import (
+    DicomWebView,
+    bad_param,
+    base_url,
+    instance_url,
+    int_param,
+    not_acceptable,
+)
+from dicomweb.dicomjson import dataset_json, pixel_element_locate
+from dicomweb.parsers import accept_parse
+from dicomweb.renderers import OutPart, boundary_new, multipart_content_type, multipart_stream
+from pacs import selectors, storage
+from pacs.selectors import NotFound, StoredInstance
+from pacs.services import rendering, transcode
+
+logger = logging.getLogger("dicomweb")
+
+
+def _accepted(request):
+    return accept_parse(request.META.get("HTTP_ACCEPT", ""))
+
+
+def _stored(kwargs) -> list[StoredInstance]:
+    return selectors.stored_instances(
+        study_instance_uid=kwargs["study"],
+        series_instance_uid=kwargs.get("series"),
+        sop_instance_uid=kwargs.get("instance"),
+    )
+
+
+# --- Instances ----------------------------------------------------------------------
+
+
+def _dicom_choice(request, instances: list[StoredInstance]) -> media.Choice:
+    """First acceptable representation every selected instance can be delivered in (else 406)."""
+    choices = media.dicom_choices(_accepted(request))
+    if not choices:
+        raise not_acceptable(
+            'Acceptable: multipart/related; type="application/dicom" (optionally with transfer-syntax).'
+        )
+    stored = {item.transfer_syntax_uid for item in instances}
+    for choice in choices:
+        if not choice.multipart and len(instances) > 1:
+            continue
+        if choice.transfer_syntax == "*" or all(
+            transcode.can_transcode(ts, choice.transfer_syntax) for ts in stored
+        ):
+            return choice
+    wanted = ", ".join(sorted({c.transfer_syntax for c in choices}))
+    raise not_acceptable(
+        f"Cannot deliver the stored transfer syntax(es) {', '.join(sorted(stored))} as {wanted}"
+    )
+
+
+def _instance_part(item: StoredInstance, target: str) -> OutPart:
+    path = storage.absolute_path(item.file_path)
+    if target in ("*", item.transfer_syntax_uid):
+        return OutPart(f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", path=path)
+
+    def encoded() -> Iterator[bytes]:
+        yield transcode.dataset_encode(transcode.instance_transcode(path, target))
+
+    return OutPart(f"application/dicom; transfer-syntax={target}", data=encoded())
+
+
+class InstanceRetrieveView(DicomWebView):
+    """Retrieve Study/Series/Instance (PS3.18 10.4.1.1.1): DICOM instances in multipart/related."""
+
+    def get(self, request, **kwargs):
+        instances = _stored(kwargs)
+        choice = _dicom_choice(request, instances)
+        if not choice.multipart:
+            item = instances[0]
+            part = _instance_part(item, choice.transfer_syntax)
+            body = part.path.open("rb") if part.path else part.data
+            response = StreamingHttpResponse(body, content_type=part.content_type)
+            return response
+        boundary = boundary_new()
+        parts = (_instance_part(item, choice.transfer_syntax) for item in instances)
+        content_type = multipart_content_type("application/dicom", boundary)
+        if choice.transfer_syntax != "*":
+            content_type += f"; transfer-syntax={choice.transfer_syntax}"
+        response = StreamingHttpResponse(multipart_stream(parts, boundary), content_type=content_type)
+        logger.info("wado-rs retrieve instances=%d transfer_syntax=%s", len(instances), choice.transfer_syntax)
+        return response
+
+
+# --- Metadata -----------------------------------------------------------------------
+
+
+class MetadataView(DicomWebView):
+    """Retrieve metadata (PS3.18 10.4.1.1.2): DICOM JSON with BulkDataURI for bulk values."""
+
+    def get(self, request, **kwargs):
+        for item in _accepted(request):
+            if item.media_type in ("application/dicom+json", "application/json", "*/*", "application/*"):
+                break
+            if item.media_type == "multipart/related" and "xml" in item.part_type:
+                raise not_acceptable("application/dicom+xml metadata is not supported; use application/dicom+json")
+        else:
+            if request.META.get("HTTP_ACCEPT"):
+                raise not_acceptable("Acceptable: application/dicom+json")
+        inline = request.query_params.get("inlinebinary", "").lower() in ("1", "true", "yes")
+        root = base_url(request)
+        result = []
+        for item in _stored(kwargs):
+            path = storage.absolute_path(item.file_path)
+            try:
+                ds, pixel = pixel_element_locate(path)
+            except OSError:
+                logger.error("metadata file missing sop_instance_uid=%s", item.sop_instance_uid)
+                continue
+            bulk = None if inline else (
+                f"{root}/dicomweb/studies/{item.study_instance_uid}/series/{item.series_instance_uid}"
+                f"/instances/{item.sop_instance_uid}/bulkdata"
+            )
+            if inline and pixel is not None:
+                pixel = None  # InlineBinary of pixels is not offered; frames serve them.
+            result.append(dataset_json(ds, bulk_uri=bulk, pixel=pixel))
+        return Response(result)
+
+
+# --- Frames and bulk data -----------------------------------------------------------
+
+_FRAMES_RE = re.compile(r"^\d{1,6}(,\d{1,6})*$")
+
+
+def _frame_numbers(raw: str) -> list[int]:
+    if not _FRAMES_RE.match(raw or ""):
+        raise bad_param("frames", f"{raw[:40]!r} is not a frame list such as 1 or 1,3,5")
+    numbers = [int(n) for n in raw.split(",")]
+    if any(n < 1 for n in numbers):
+        raise bad_param("frames", "frame numbers start at 1")
+    return numbers
+
+
+def _frame_parts(item: StoredInstance, numbers: list[int] | None, choices: list[media.Choice]) -> list[OutPart]:
+    """Parts for the requested frames (``None`` = all) in the first deliverable representation."""
+    path = storage.absolute_path(item.file_path)
+    ds, pixel = pixel_element_locate(path)
+    if pixel is None:
+        raise NotFound(f"Instance {item.sop_instance_uid} has no pixel data")
+    count = max(int(ds.get("NumberOfFrames", 1) or 1), 1)
+    numbers = numbers or list(range(1, count + 1))
+    missing = [n for n in numbers if n > count]
+    if missing:
+        raise NotFound(f"Frame {missing[0]} does not exist (the instance has {count})")
+    stored = item.transfer_syntax_uid
+    stored_type = media.media_type_for(stored)
+    for choice in choices:
+        as_stored = choice.transfer_syntax in ("*", stored) and (
+            choice.part_type in ("*", "image/*", "video/*", stored_type)
+            or (choice.part_type == "application/octet-stream" and stored in media.NATIVE)
+        )
+        if as_stored and stored in (media.EXPLICIT_LE, media.IMPLICIT_LE) and pixel["length"] != 0xFFFFFFFF:
+            size = _frame_size(ds)
+            if size and size * count <= pixel["length"]:
+                return [
+                    OutPart(f"application/octet-stream; transfer-syntax={media.EXPLICIT_LE}", path=path,
+                            offset=pixel["value_offset"] + (n - 1) * size, length=size)
+                    for n in numbers
+                ]
+        if as_stored and stored not in media.NATIVE:
+            return _encapsulated_parts(path, numbers, count, stored)
+        native_wanted = choice.part_type in ("application/octet-stream", "*") and choice.transfer_syntax in (
+            media.EXPLICIT_LE, "*")
+        if native_wanted:
+            return [
+                OutPart(f"application/octet-stream; transfer-syntax={media.EXPLICIT_LE}",
+                        data=_lazy(_native_frame, path=path, frame=n))
+                for n in numbers
+            ]
+        target = choice.transfer_syntax
+        if target == "*" or target not in media.FRAME_MEDIA_TYPES:
+            target = media.MEDIA_TYPE_DEFAULT_SYNTAX.get(choice.part_type, "")
+        if target and media.FRAME_MEDIA_TYPES.get(target) == choice.part_type and transcode.can_transcode(stored, target):
+            return [
+                OutPart(f"{choice.part_type}; transfer-syntax={target}",
+                        data=_lazy(_encoded_frame, path=path, frame=n, count=count, target=target))
+                for n in numbers
+            ]
+    raise not_acceptable(
+        f"Frames stored as {stored} cannot be delivered in the requested media types; "
+        'try multipart/related; type="application/octet-stream"'
+    )
+
+
+def _lazy(function, **kwargs) -> Iterator[bytes]:
+    yield function(**kwargs)
+
+
+def _native_frame(*, path, frame: int) -> bytes:
+    """One frame decoded to native little-endian bytes (colour as RGB), PS3.18 8.7.3.3.2."""
+    try:
+        arr = pixel_array(str(path), index=frame - 1)
+    except Exception as exc:
+        raise transcode.TranscodeError(f"Pixel data cannot be decoded: {exc.__class__.__name__}: {exc}") from exc
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return arr.tobytes()
+
+
+def _encoded_frame(*, path, frame: int, count: int, target: str) -> bytes:
+    """One frame in a compressed *target* syntax (the instance is re-encoded once per call)."""
+    ds = transcode.instance_transcode(path, target)
+    return list(generate_frames(ds.PixelData, number_of_frames=count))[frame - 1]
+
+
+def _frame_size(ds) -> int:
+    bits = int(ds.get("BitsAllocated", 0) or 0)
+    if bits % 8:
+        return 0
+    return int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * bits // 8
+
+
+def _encapsulated_parts(path, numbers: list[int], count: int, stored: str) -> list[OutPart]:
+    from pydicom import dcmread
+
+    value = dcmread(path).PixelData
+    frames = list(generate_frames(value, number_of_frames=count))
+    content_type = f"{media.media_type_for(stored)}; transfer-syntax={stored}"
+    return [OutPart(content_type, data=frames[n - 1]) for n in numbers]
+
+
+class FrameRetrieveView(DicomWebView):
+    """Retrieve frames (PS3.18 10.4.1.1.4): native or compressed pixel data per frame."""
+
+    def get(self, request, **kwargs):
+        numbers = _frame_numbers(kwargs["frames"])
+        item = _stored(kwargs)[0]
+        choices = media.frame_choices(_accepted(request))
+        if not choices:
+            raise not_acceptable('Acceptable: multipart/related; type="application/octet-stream" or an image type')
+        parts = _frame_parts(item, numbers, choices)
+        boundary = boundary_new()
+        part_type = parts[0].content_type.split(";")[0]
+        return StreamingHttpResponse(
+            multipart_stream(parts, boundary), content_type=multipart_content_type(part_type, boundary)
+        )
+
+
+_TAG_RE = re.compile(r"^[0-9A-Fa-f]{8}$")
+
+
+class BulkDataView(DicomWebView):
+    """Retrieve bulk data (PS3.18 10.4.1.1.5) named by the BulkDataURI of the metadata."""
+
+    def get(self, request, **kwargs):
+        tag_text = kwargs["tag"]
+        if not _TAG_RE.match(tag_text):
+            raise bad_param("tag", f"{tag_text[:20]!r} is not an 8-digit hex tag")
+        tag = int(tag_text, 16)
+        item = _stored(kwargs)[0]
+        boundary = boundary_new()
+        if tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+            choices = media.frame_choices(_accepted(request)) or [media.Choice("application/octet-stream", "*")]
+            parts = _frame_parts(item, None, choices)
+            if len(parts) > 1 and all(p.path for p in parts):
+                # Native pixel data: one part with the whole value.
+                first = parts[0]
+                parts = [OutPart(first.content_type, path=first.path, offset=first.offset,
+                                 length=sum(p.length or 0 for p in parts))]
+        else:
+            from pydicom import dcmread
+
+            ds = dcmread(storage.absolute_path(item.file_path), stop_before_pixels=True)
+            if tag not in ds or ds[tag].VR not in ("OB", "OD", "OF", "OL", "OV", "OW", "UN"):
+                raise NotFound(f"Instance {item.sop_instance_uid} has no bulk data element {tag_text}")
+            parts = [OutPart("application/octet-stream", data=bytes(ds[tag].value or b""))]
+        part_type = parts[0].content_type.split(";")[0]
+        return StreamingHttpResponse(
+            multipart_stream(parts, boundary), content_type=multipart_content_type(part_type, boundary)
+        )
+
+
+# --- Rendered and thumbnails --------------------------------------------------------
+
+
+def _render_media_type(request) -> str:
+    wanted = request.query_params.get("accept") or ""
+    candidates = [wanted] if wanted else [a.media_type for a in _accepted(request)] or ["image/jpeg"]
+    for candidate in candidates:
+        candidate = candidate.split(";")[0].strip().lower()
+        if candidate in ("image/jpeg", "image/png"):
+            return candidate
+        if candidate in ("*/*", "image/*"):
+            return "image/jpeg"
+    if wanted:
+        raise bad_param("accept", f"{wanted[:40]!r}: rendered media types are image/jpeg and image/png")
+    raise not_acceptable("Rendered media types: image/jpeg, image/png")
+
+
+def _numbers(request, name: str, count: int, *, positive: bool = True) -> list[float] | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    parts = raw.split(",")
+    try:
+        values = [float(p) for p in parts[:count]]
+    except ValueError:
+        raise bad_param(name, f"{raw[:40]!r} is not a comma-separated list of numbers") from None
+    if len(values) < count or any(v != v or abs(v) > 1e9 for v in values):
+        raise bad_param(name, f"needs {count} numbers")
+    if positive and any(v <= 0 for v in values):
+        raise bad_param(name, "values must be positive")
+    return values
+
+
+def render_options(request, *, frame: int = 1) -> rendering.RenderOptions:
+    """Rendered-resource query parameters (PS3.18 8.3.5.1): window, viewport, quality, accept."""
+    window = None
+    raw_window = request.query_params.get("window")
+    if raw_window:
+        parts = raw_window.split(",")
+        try:
+            center, width = float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            raise bad_param("window", "use window=center,width[,linear|linear-exact|sigmoid]") from None
+        function = (parts[2] if len(parts) > 2 else "linear").strip().upper().replace("-", "_")
+        if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID") or width <= 0 or abs(center) > 1e9:
+            raise bad_param("window", "width must be positive and the function linear, linear-exact or sigmoid")
+        window = rendering.Window(center, width, function)
+    viewport = _numbers(request, "viewport", 2)
+    if viewport and any(v > 8192 for v in viewport):
+        raise bad_param("viewport", "at most 8192 pixels")
+    quality = int_param(request, "quality", default=90, minimum=1, maximum=100)
+    return rendering.RenderOptions(
+        frame=frame,
+        window=window,
+        viewport=(int(viewport[0]), int(viewport[1])) if viewport else None,
+        quality=quality,
+        media_type=_render_media_type(request),
+    )
+
+
+class RenderedView(DicomWebView):
+    """Rendered resources (PS3.18 10.4.1.1.3): instance/frame as one image, series/study as multipart."""
+
+    def get(self, request, **kwargs):
+        frames = _frame_numbers(kwargs["frames"]) if "frames" in kwargs else None
+        options = render_options(request, frame=frames[0] if frames else 1)
+        instances = _stored(kwargs)
+        if "instance" in kwargs and (frames is None or len(frames) == 1):
+            item = instances[0]
+            data = rendering.frame_render(path=storage.absolute_path(item.file_path), options=options)
+            return HttpResponse(data, content_type=options.media_type)
+        boundary = boundary_new()
+
+        def parts() -> Iterator[OutPart]:
+            for item in instances:
+                if not item.rows:
+                    continue
+                for number in frames or [1]:
+                    single = rendering.RenderOptions(**{**options.__dict__, "frame": number})
+                    data = rendering.frame_render(path=storage.absolute_path(item.file_path), options=single)
+                    yield OutPart(options.media_type, data=data,
+                                  location=instance_url(request, item.study_instance_uid,
+                                                        item.series_instance_uid, item.sop_instance_uid))
+
+        return StreamingHttpResponse(
+            multipart_stream(parts(), boundary), content_type=multipart_content_type(options.media_type, boundary)
+        )
+
+
+class ThumbnailView(DicomWebView):
+    """Thumbnails (PS3.18 10.4.1.1.6 / 8.3.5.1.5): one JPEG of the study, series or instance."""
+
+    def get(self, request, **kwargs):
+        size = int_param(request, "size", default=rendering.THUMBNAIL_SIZE, minimum=8, maximum=1024)
+        viewport = _numbers(request, "viewport", 2)
+        if viewport and any(v > 1024 for v in viewport):
+            raise bad_param("viewport", "at most 1024 pixels for a thumbnail")
+        media_type = _render_media_type(request)
+        if "instance" in kwargs:
+            item = _stored(kwargs)[0]
+        else:
+            item = selectors.stored_instance_middle(
+                study_instance_uid=kwargs["study"], series_instance_uid=kwargs.get("series")
+            )
+        data = rendering.thumbnail_render(
+            path=storage.absolute_path(item.file_path), size=size,
+            viewport=(int(viewport[0]), int(viewport[1])) if viewport else None, media_type=media_type,
+        )
+        response = HttpResponse(data, content_type=media_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        return response

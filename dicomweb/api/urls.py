@@ -1,3 +1,0 @@
-"""URL routes of dicomweb/api (filled in by its issue)."""
-
-urlpatterns: list = []
