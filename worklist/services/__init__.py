@@ -1,0 +1,1 @@
+"""Write paths of the worklist app: items, MPPS, housekeeping."""
