@@ -1,0 +1,249 @@
+#!/usr/bin/env python
+"""C-STORE ingest benchmark: this PACS's runscp versus Orthanc, same data, same machine.
+
+Generates 500 CT-like 512x512 16-bit instances (~262 MB) once, then for each
+server sends them with DCMTK ``storescu`` over one association and over four
+parallel associations, printing instances/s, MB/s and the server's peak RSS.
+
+    .venv/bin/python bench/bench_store.py [--count 500] [--no-orthanc] [--reuse-port-processes N]
+
+Both DCMTK and Orthanc get ``TCP_NODELAY=1`` (otherwise every DIMSE message
+waits ~40 ms for a delayed ACK).  Everything runs on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def generate(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("*.dcm"))
+    if len(existing) == count:
+        return existing
+    for path in existing:
+        path.unlink()
+    study, series = generate_uid(), generate_uid()
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 4096, size=(512, 512), dtype=np.uint16)
+    paths = []
+    for i in range(count):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.SOPClassUID = CTImageStorage
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "BENCH1", "BENCH^CT", "19700101", "O"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber = "20261121", "120000", "BENCH"
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", 1, i + 1
+        ds.StudyDescription, ds.SeriesDescription = "BENCH CT", "AXIAL 1MM"
+        ds.ImagePositionPatient = [0, 0, float(i)]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.Rows = ds.Columns = 512
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.PixelData = np.roll(base, i, axis=0).tobytes()
+        path = folder / f"CT{i:05d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_echo(port: int, aet: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = subprocess.run(["echoscu", "-aec", aet, "127.0.0.1", str(port)], env=ENV, capture_output=True)
+        if result.returncode == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{aet} on port {port} did not answer C-ECHO")
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def send(port: int, aet: str, folders: list[Path]) -> float:
+    """storescu one association per folder, all in parallel; return seconds."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(["storescu", "-aec", aet, "+sd", "127.0.0.1", str(port), str(folder)], env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for folder in folders
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"storescu failed: {err.decode()[-500:]}")
+    return time.perf_counter() - start
+
+
+def split(paths: list[Path], parts: int, base: Path) -> list[Path]:
+    folders = []
+    for index in range(parts):
+        folder = base / f"part{index}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for path in paths[index::parts]:
+            os.link(path, folder / path.name)
+        folders.append(folder)
+    return folders
+
+
+class OurServer:
+    name = "this PACS (runscp)"
+    aet = "STORESCP"
+
+    def __init__(self, work: Path, processes: int) -> None:
+        self.work, self.processes = work, processes
+
+    def __enter__(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        env = {**ENV, "PACS_DATA_DIR": str(self.work), "PACS_MIN_FREE_MB": "100"}
+        py = str(ROOT / ".venv" / "bin" / "python")
+        subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        self.port = free_port()
+        args = [py, "manage.py", "runscp", "--bind", "127.0.0.1", "--services", "storage",
+                "--storage-port", str(self.port)]
+        if self.processes > 1:
+            args.append("--reuse-port")
+        self.procs = [
+            subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(self.processes)
+        ]
+        wait_echo(self.port, self.aet)
+        return self
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def count(self) -> int:
+        import sqlite3
+
+        with sqlite3.connect(self.work / "db.sqlite3") as db:
+            return db.execute("select count(*) from pacs_instance").fetchone()[0]
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            proc.wait(timeout=60)
+
+
+class Orthanc:
+    name = "Orthanc"
+    aet = "ORTHANC"
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def __enter__(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        self.port, http = free_port(), free_port()
+        config = {
+            "Name": "bench", "StorageDirectory": str(self.work / "db"), "IndexDirectory": str(self.work / "db"),
+            "DicomAet": self.aet, "DicomPort": self.port, "HttpPort": http, "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False, "DicomCheckCalledAet": False, "StorageCompression": False,
+            "Plugins": [], "ConcurrentJobs": 2,
+        }
+        (self.work / "config.json").write_text(json.dumps(config))
+        self.http = http
+        self.procs = [subprocess.Popen(["Orthanc", str(self.work / "config.json")], env=ENV,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        wait_echo(self.port, self.aet)
+        return self
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def count(self) -> int:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/statistics") as rsp:
+            return json.load(rsp)["CountInstances"]
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
+def measure(server_factory, paths: list[Path], total_mb: float) -> list[dict]:
+    rows = []
+    for parts in (1, 4):
+        folders = split(paths, parts, OUT / "split")
+        with server_factory() as server:
+            seconds = send(server.port, server.aet, folders)
+            stored = server.count()
+            rss = peak_rss_mb(server.pids())
+        rows.append({
+            "server": server.name, "associations": parts, "instances": len(paths), "stored": stored,
+            "seconds": round(seconds, 2), "instances_per_s": round(len(paths) / seconds, 1),
+            "mb_per_s": round(total_mb / seconds, 1), "peak_rss_mb": round(rss, 1),
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument("--processes", type=int, default=1, help="runscp processes sharing the port")
+    args = parser.parse_args()
+    paths = generate(OUT / "ct", args.count)
+    total_mb = sum(p.stat().st_size for p in paths) / 1e6
+    print(f"{len(paths)} instances, {total_mb:.0f} MB", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="pacs-bench-", dir=OUT))
+    try:
+        rows = measure(lambda: OurServer(work / "pacs", args.processes), paths, total_mb)
+        if not args.no_orthanc and shutil.which("Orthanc"):
+            rows += measure(lambda: Orthanc(work / "orthanc"), paths, total_mb)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n| server | associations | instances/s | MB/s | peak RSS MB |\n|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['server']} | {row['associations']} | {row['instances_per_s']} | {row['mb_per_s']} | "
+              f"{row['peak_rss_mb']} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
