@@ -67,6 +67,8 @@ PACS_PATH_TEMPLATE = env.str(
 )
 # Person-name matching (C-FIND, QIDO-RS, study list) ignores case: "doe*" finds "DOE^JOHN".
 PACS_PN_CASE_INSENSITIVE = env.bool("PACS_PN_CASE_INSENSITIVE", default=True)
+# Resolution (dots per inch) at which printed films are composed (Print SCP).
+PACS_PRINT_DPI = env.int("PACS_PRINT_DPI", default=150)
 # Listener AE titles and ports (seed values; editable at run time).
 PACS_PRINT_AET = env.str("PACS_PRINT_AET", default="PRINTSCP")
 PACS_PRINT_PORT = env.int("PACS_PRINT_PORT", default=11115)
@@ -102,6 +104,8 @@ _choices = {
     ),
     "PACS_LOG_LEVEL": (PACS_LOG_LEVEL, {"DEBUG", "INFO", "WARNING", "ERROR"}),
 }
+if not 50 <= PACS_PRINT_DPI <= 600:
+    raise ImproperlyConfigured(f"PACS_PRINT_DPI={PACS_PRINT_DPI} is not valid; use 50-600 dots per inch.")
 for _name, (_value, _allowed) in _choices.items():
     if _value not in _allowed:
         raise ImproperlyConfigured(
