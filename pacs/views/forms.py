@@ -1,0 +1,126 @@
+"""Forms of the web pages: validation of filters and settings (no writes here)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+STUDY_SORTS = {
+    # sort key -> ORM ordering (every one backed by an index or the PK)
+    "date": ["study_date", "study_time", "id"],
+    "name": ["patient__patient_name", "id"],
+    "pid": ["patient__patient_id", "id"],
+    "accession": ["accession_number", "id"],
+    "modality": ["modalities_in_study", "id"],
+    "description": ["study_description", "id"],
+    "received": ["created_at", "id"],
+}
+QUICK_RANGES = {
+    "today": (0, 0),
+    "yesterday": (1, 1),
+    "7days": (6, 0),
+    "30days": (29, 0),
+}
+PAGE_SIZES = (25, 50, 100, 200)
+MODALITIES = ("CR", "CT", "DX", "MG", "MR", "NM", "OT", "PT", "RF", "SC", "SR", "US", "XA")
+
+
+class StudyFilterForm(forms.Form):
+    """Filters of the study list (GET); unknown or bad values fall back to defaults."""
+
+    patient_id = forms.CharField(required=False, max_length=64, label=_("Patient ID"))
+    patient_name = forms.CharField(required=False, max_length=128, label=_("Patient name"))
+    accession = forms.CharField(required=False, max_length=64, label=_("Accession"))
+    date_from = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    modality = forms.CharField(required=False, max_length=16, label=_("Modality"))
+    calling_aet = forms.CharField(required=False, max_length=16, label=_("Calling AE"))
+    description = forms.CharField(required=False, max_length=64, label=_("Description"))
+    range = forms.ChoiceField(required=False, choices=[(key, key) for key in QUICK_RANGES])
+    sort = forms.CharField(required=False)
+    per_page = forms.TypedChoiceField(required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES],
+                                      empty_value=50)
+
+    def clean(self):
+        data = super().clean()
+        quick = data.get("range")
+        if quick:
+            today = timezone.localdate()
+            back, forward = QUICK_RANGES[quick]
+            data["date_from"] = today - datetime.timedelta(days=back)
+            data["date_to"] = today - datetime.timedelta(days=forward)
+        sort = (data.get("sort") or "-date").strip()
+        if sort.lstrip("-") not in STUDY_SORTS:
+            sort = "-date"
+        data["sort"] = sort
+        data["per_page"] = data.get("per_page") or 50
+        return data
+
+    def ordering(self) -> list[str]:
+        sort = self.cleaned_data["sort"]
+        fields = STUDY_SORTS[sort.lstrip("-")]
+        return [f"-{field}" for field in fields] if sort.startswith("-") else list(fields)
+
+
+class ListenerForm(forms.Form):
+    """One DIMSE listener's settings (``dimse.Listener``), prefixed by its service."""
+
+    ae_title = forms.CharField(max_length=16, label=_("AE title"))
+    port = forms.IntegerField(min_value=1, max_value=65535, label=_("Port"))
+    enabled = forms.BooleanField(required=False, label=_("Enabled"))
+    require_called_aet = forms.BooleanField(required=False, label=_("Check called AE title"))
+    restrict_callers = forms.BooleanField(required=False, label=_("Only allowed callers"))
+    max_associations = forms.IntegerField(min_value=1, max_value=1000, label=_("Max associations"))
+    network_timeout = forms.IntegerField(min_value=1, max_value=86400, label=_("Idle timeout (s)"))
+
+    def clean_ae_title(self) -> str:
+        from dimse.models import ae_title_validate
+
+        value = self.cleaned_data["ae_title"].strip()
+        ae_title_validate(value)
+        return value
+
+
+class ArchiveSettingsForm(forms.Form):
+    """Archive policies (``pacs.ArchiveConfig``)."""
+
+    duplicate_policy = forms.ChoiceField(label=_("Duplicate SOP Instance UID"))
+    update_attributes = forms.BooleanField(required=False, label=_("Newer instances update patient/study"))
+    min_free_mb = forms.IntegerField(min_value=0, label=_("Refuse storage below (MiB free)"))
+    compression = forms.ChoiceField(label=_("Compression"))
+    path_template = forms.CharField(max_length=256, label=_("Archive path template"))
+
+    def __init__(self, *args, **kwargs):
+        from pacs.choices import Compression, DuplicatePolicy
+
+        super().__init__(*args, **kwargs)
+        self.fields["duplicate_policy"].choices = DuplicatePolicy.choices
+        self.fields["compression"].choices = Compression.choices
+
+    def clean_path_template(self) -> str:
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from pacs.storage import path_template_validate
+
+        value = self.cleaned_data["path_template"].strip()
+        try:
+            path_template_validate(value)
+        except (DjangoValidationError, ValueError) as exc:
+            raise forms.ValidationError(getattr(exc, "messages", [str(exc)])) from exc
+        return value
+
+
+class LogFilterForm(forms.Form):
+    service = forms.ChoiceField(required=False)
+    level = forms.ChoiceField(required=False, choices=[("", _("All levels"))] + [
+        (level, level) for level in ("DEBUG", "INFO", "WARNING", "ERROR")])
+    q = forms.CharField(required=False, max_length=200)
+    lines = forms.TypedChoiceField(required=False, coerce=int, empty_value=500,
+                                   choices=[(n, n) for n in (100, 500, 2000, 10000)])
+
+    def __init__(self, *args, services: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].choices = [(s, s) for s in services]

@@ -1,0 +1,326 @@
+"""Study browser pages: list with filters, series expansion, actions, viewers."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import View
+from django.views.generic import TemplateView
+
+from pacs.models import Series, Study
+from pacs.storage import uid_is_valid
+from pacs.views.forms import MODALITIES, PAGE_SIZES, StudyFilterForm
+from pacs.views.mixins import PageMixin
+
+logger = logging.getLogger(__name__)
+
+
+# --- Reads kept here until pacs.selectors offers them (see module docstring) ---
+def _wildcard_q(field: str, value: str) -> Q:
+    """DICOM-style matching for a free-text filter (PS3.4 C.2.2.2.4 wildcards).
+
+    ``*`` and ``?`` match as in C-FIND; a value without wildcards matches as a
+    case-insensitive substring, which is what a person typing in a box expects.
+    """
+    value = value.strip()
+    if "*" not in value and "?" not in value:
+        return Q(**{f"{field}__icontains": value})
+    if value.endswith("*") and "*" not in value[:-1] and "?" not in value:
+        return Q(**{f"{field}__istartswith": value[:-1]})
+    pattern = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in value)
+    return Q(**{f"{field}__iregex": f"^{pattern}$"})
+
+
+def _modality_q(modality: str) -> Q:
+    """One modality inside the backslash-joined ModalitiesInStudy."""
+    m = modality.strip().upper()
+    return (
+        Q(modalities_in_study=m)
+        | Q(modalities_in_study__startswith=m + "\\")
+        | Q(modalities_in_study__endswith="\\" + m)
+        | Q(modalities_in_study__contains="\\" + m + "\\")
+    )
+
+
+def study_search(filters: dict) -> QuerySet[Study]:
+    """Studies matching the study-list filters (patient joined: no N+1)."""
+    rows = Study.objects.select_related("patient")
+    if filters.get("patient_id"):
+        rows = rows.filter(_wildcard_q("patient__patient_id", filters["patient_id"]))
+    if filters.get("patient_name"):
+        name = filters["patient_name"]
+        rows = rows.filter(
+            _wildcard_q("patient__patient_name", name)
+            | _wildcard_q("patient__patient_name_alphabetic", name)
+            | _wildcard_q("patient__patient_name_ideographic", name)
+        )
+    if filters.get("accession"):
+        rows = rows.filter(_wildcard_q("accession_number", filters["accession"]))
+    if filters.get("description"):
+        rows = rows.filter(_wildcard_q("study_description", filters["description"]))
+    if filters.get("date_from"):
+        rows = rows.filter(study_date__gte=filters["date_from"])
+    if filters.get("date_to"):
+        rows = rows.filter(study_date__lte=filters["date_to"])
+    if filters.get("modality"):
+        rows = rows.filter(_modality_q(filters["modality"]))
+    if filters.get("calling_aet"):
+        rows = rows.filter(
+            Exists(Series.objects.filter(study=OuterRef("pk"), source_aet__iexact=filters["calling_aet"].strip()))
+        )
+    return rows
+
+
+def _study_or_404(study_uid: str) -> Study:
+    if not uid_is_valid(study_uid):
+        raise Http404("Invalid Study Instance UID")
+    study = Study.objects.select_related("patient").filter(study_instance_uid=study_uid).first()
+    if study is None:
+        raise Http404("Study not found")
+    return study
+
+
+def _store_nodes() -> list:
+    from dimse.models import RemoteNode
+
+    return list(RemoteNode.objects.filter(enabled=True, is_store_destination=True).order_by("ae_title"))
+
+
+# --- Pages ---------------------------------------------------------------------
+class StudyListView(PageMixin, TemplateView):
+    """Study list: filters, sorting, paging; rows expand to their series."""
+
+    template_name = "pacs/study_list.html"
+    nav = "studies"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = StudyFilterForm(self.request.GET or None)
+        if form.is_bound and form.is_valid():
+            filters = form.cleaned_data
+        else:
+            form = StudyFilterForm({})
+            form.is_valid()
+            filters = form.cleaned_data
+        rows = study_search(filters).order_by(*form.ordering())
+        paginator = Paginator(rows, filters["per_page"])
+        page = paginator.get_page(self.request.GET.get("page"))
+        context.update(
+            form=form,
+            filters=filters,
+            columns=_columns(filters["sort"]),
+            page=page,
+            studies=page.object_list,
+            sort=filters["sort"],
+            modalities=MODALITIES,
+            page_sizes=PAGE_SIZES,
+            nodes=_store_nodes(),
+            external_viewer=bool(settings.PACS_EXTERNAL_VIEWER_URL),
+            ohif_installed=_ohif_installed(),
+        )
+        return context
+
+
+class StudySeriesView(PageMixin, TemplateView):
+    """HTML fragment: the series of one study with thumbnails (row expansion)."""
+
+    template_name = "pacs/study_series.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        study = _study_or_404(kwargs["study_uid"])
+        context["study"] = study
+        context["series_list"] = list(Series.objects.filter(study=study).order_by("series_number", "id"))
+        return context
+
+
+class ViewerView(PageMixin, TemplateView):
+    """Built-in viewer: renders through WADO-RS (PS3.18 10.4) in the browser."""
+
+    template_name = "pacs/viewer.html"
+    nav = "studies"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        study = _study_or_404(kwargs["study_uid"])
+        series_list = list(Series.objects.filter(study=study).order_by("series_number", "id"))
+        context.update(
+            study=study,
+            series_list=series_list,
+            viewer_config={
+                "studyInstanceUID": study.study_instance_uid,
+                "dicomwebRoot": reverse("study-list").rstrip("/") + "/dicomweb",
+                "initialSeries": self.request.GET.get("series", ""),
+                "series": [
+                    {
+                        "seriesInstanceUID": s.series_instance_uid,
+                        "modality": s.modality,
+                        "seriesNumber": s.series_number,
+                        "seriesDescription": s.series_description,
+                        "count": s.number_of_series_related_instances,
+                    }
+                    for s in series_list
+                ],
+            },
+        )
+        return context
+
+
+WEASIS_TOKEN_SALT = "pacs.weasis-manifest"
+WEASIS_TOKEN_SECONDS = 600
+
+
+class WeasisManifestView(View):
+    """Weasis manifest (``manifest.xml`` schema 2.5) listing the study for our WADO-URI.
+
+    Weasis fetches it outside the browser, without our session: the launch view
+    signs a short-lived token for (user, study) instead.  The manifest tells
+    Weasis to send that user's API token with its WADO-URI requests.
+    """
+
+    def get(self, request, study_uid: str):
+        from django.contrib.auth import get_user_model
+        from django.core import signing
+        from django.template.loader import render_to_string
+
+        try:
+            payload = signing.loads(request.GET.get("token", ""), salt=WEASIS_TOKEN_SALT, max_age=WEASIS_TOKEN_SECONDS)
+        except signing.BadSignature:
+            return HttpResponse(_("Invalid or expired manifest token."), status=403, content_type="text/plain")
+        if payload.get("study") != study_uid:
+            return HttpResponse(_("Invalid or expired manifest token."), status=403, content_type="text/plain")
+        user = get_user_model().objects.filter(pk=payload.get("user"), is_active=True).first()
+        if user is None:
+            return HttpResponse(_("Invalid or expired manifest token."), status=403, content_type="text/plain")
+        study = _study_or_404(study_uid)
+        series_list = Series.objects.filter(study=study).prefetch_related("instances").order_by("series_number", "id")
+        body = render_to_string(
+            "pacs/weasis_manifest.xml",
+            {
+                "study": study,
+                "series_list": series_list,
+                "base": request.build_absolute_uri("/").rstrip("/"),
+                "api_token": _api_token(user),
+            },
+        )
+        return HttpResponse(body, content_type="application/xml; charset=utf-8")
+
+
+def _api_token(user) -> str:
+    """The user's REST API token (DRF authtoken), created on first use."""
+    from rest_framework.authtoken.models import Token
+
+    token, _created = Token.objects.get_or_create(user=user)
+    return token.key
+
+
+class WeasisLaunchView(PageMixin, View):
+    """Redirect to ``weasis://`` with a signed manifest URL of the study (Weasis launcher protocol)."""
+
+    def get(self, request, study_uid: str):
+        from urllib.parse import quote
+
+        from django.core import signing
+
+        study = _study_or_404(study_uid)
+        token = signing.dumps({"user": request.user.pk, "study": study.study_instance_uid}, salt=WEASIS_TOKEN_SALT)
+        manifest = request.build_absolute_uri(
+            reverse("weasis-manifest", args=[study.study_instance_uid]) + "?token=" + quote(token)
+        )
+        command = f'$dicom:get -w "{manifest}"'
+        response = HttpResponseRedirect("weasis://" + quote(command, safe=""))
+        response.allowed_schemes = ["weasis"]
+        return response
+
+
+class ExternalViewerView(PageMixin, View):
+    """Open the study in an external viewer (URL template ``PACS_EXTERNAL_VIEWER_URL``)."""
+
+    def get(self, request, study_uid: str):
+        from urllib.parse import quote, urlsplit
+
+        study = _study_or_404(study_uid)
+        template = settings.PACS_EXTERNAL_VIEWER_URL
+        if not template:
+            raise Http404("No external viewer configured")
+        url = template.format(
+            StudyInstanceUID=quote(study.study_instance_uid),
+            AccessionNumber=quote(study.accession_number),
+            PatientID=quote(study.patient.patient_id),
+            base=request.build_absolute_uri("/").rstrip("/"),
+        )
+        response = HttpResponseRedirect(url)
+        response.allowed_schemes = [urlsplit(url).scheme or "http"]
+        return response
+
+
+_COLUMNS = [
+    ("name", gettext_lazy("Patient name"), ""),
+    ("pid", gettext_lazy("Patient ID"), ""),
+    (None, gettext_lazy("Birth date"), ""),
+    ("date", gettext_lazy("Study date"), ""),
+    ("modality", gettext_lazy("Modality"), ""),
+    ("description", gettext_lazy("Description"), ""),
+    ("accession", gettext_lazy("Accession"), ""),
+    (None, gettext_lazy("Series"), "num"),
+    (None, gettext_lazy("Instances"), "num"),
+    (None, gettext_lazy("Size"), "num"),
+]
+_DESCENDING_FIRST = {"date", "received"}
+
+
+def _columns(sort: str) -> list[dict]:
+    """Header cells: a click sorts by the column, a second click reverses it."""
+    columns = []
+    for key, label, css in _COLUMNS:
+        direction = ""
+        if key and sort.lstrip("-") == key:
+            direction = "desc" if sort.startswith("-") else "asc"
+            following = key if direction == "desc" else f"-{key}"
+        elif key:
+            following = f"-{key}" if key in _DESCENDING_FIRST else key
+        else:
+            following = ""
+        columns.append({"key": key, "label": label, "css": css, "direction": direction, "next": following})
+    return columns
+
+
+def _ohif_installed() -> bool:
+    return (settings.PACS_OHIF_DIR / "index.html").is_file()
+
+
+class StudySendView(PageMixin, View):
+    """POST selected studies + a remote node -> one ``send`` job (C-STORE SCU, issue 3's runner)."""
+
+    def post(self, request):
+        from dimse.models import RemoteNode
+        from pacs.services.jobs import job_create
+
+        uids = [uid for uid in request.POST.getlist("study") if uid_is_valid(uid)]
+        node = RemoteNode.objects.filter(pk=request.POST.get("node") or 0, enabled=True).first()
+        back = request.POST.get("next") or reverse("send-page")
+        if not uids or node is None:
+            messages.error(request, _("Choose at least one study and a destination node."))
+            return redirect(request.META.get("HTTP_REFERER") or reverse("study-list"))
+        try:
+            job = job_create(
+                kind="send",
+                params={"study_instance_uids": uids, "node_id": node.pk, "ae_title": node.ae_title},
+                description=_("Send %(n)d study(ies) to %(aet)s") % {"n": len(uids), "aet": node.ae_title},
+                user=request.user,
+            )
+        except ValueError as exc:
+            messages.error(request, str(exc))
+            return redirect(reverse("study-list"))
+        messages.success(request, _("Send job %(id)s queued.") % {"id": job.pk})
+        return redirect(back if back.startswith("/") and not back.startswith("//") else reverse("send-page"))
