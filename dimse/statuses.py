@@ -28,6 +28,9 @@ MOVE_DESTINATION_UNKNOWN = 0xA801
 IDENTIFIER_MISMATCH = 0xA900
 UNABLE_TO_PROCESS = 0xC001
 SUBOPS_COMPLETE_WITH_FAILURES = 0xB000
+# Query/Retrieve (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)
+FIND_RESPONSE_LIMIT = 0xB001  # Warning: matching reached response limit, refine the query
+MOVE_UNABLE_TO_CALCULATE = 0xA701  # Out of resources: unable to calculate number of matches
 # DIMSE-N (PS3.7 C, PS3.4 Annex H print management)
 NO_SUCH_SOP_CLASS = 0x0118
 NO_SUCH_ACTION = 0x0123
