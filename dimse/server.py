@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import types
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,9 +98,30 @@ def _caller_allowed(calling: str, peer: str, allowed: list[tuple[str, str]]) -> 
     return any(aet == calling and _host_matches(host, peer) for aet, host in allowed)
 
 
+def _recv_exact(self, nr_bytes: int) -> bytearray:
+    """AssociationSocket.recv reading straight into one buffer.
+
+    pynetdicom reads in 4 KiB slices and appends each to a bytearray: 128
+    Python-level calls per 512 KiB CT slice, all holding the GIL the storage
+    handler needs.  ``recv_into`` fills the buffer with whatever the kernel
+    has (typically 64 KiB+ per call).
+    """
+    buffer = bytearray(nr_bytes)
+    view = memoryview(buffer)
+    received = 0
+    while received < nr_bytes:
+        count = self.socket.recv_into(view[received:], nr_bytes - received)
+        if not count:  # connection closed: return what arrived, as pynetdicom does
+            del view
+            return buffer[:received]
+        received += count
+    return buffer
+
+
 class PacsRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
+        assoc.dul.socket.recv = types.MethodType(_recv_exact, assoc.dul.socket)
         acse = PacsACSE(assoc)
         acse.allowed = self.server.allowed_callers
         assoc.acse = acse
