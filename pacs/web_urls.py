@@ -13,6 +13,8 @@ urlpatterns = [
     path("studies/<str:study_uid>/external/", studies.ExternalViewerView.as_view(), name="external-viewer"),
     path("studies/send/", studies.StudySendView.as_view(), name="study-send"),
     path("viewer/<str:study_uid>/", studies.ViewerView.as_view(), name="viewer"),
+    path("viewer/<str:study_uid>/tags/<str:series_uid>/<str:sop_uid>/", studies.InstanceTagsView.as_view(),
+         name="instance-tags"),
     re_path(r"^ohif/(?P<path>.*)$", ohif.OhifView.as_view(), name="ohif"),
     path("send/", operations.SendPageView.as_view(), name="send-page"),
     path("send/upload/", operations.UploadView.as_view(), name="upload"),

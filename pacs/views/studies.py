@@ -324,3 +324,47 @@ class StudySendView(PageMixin, View):
             return redirect(reverse("study-list"))
         messages.success(request, _("Send job %(id)s queued.") % {"id": job.pk})
         return redirect(back if back.startswith("/") and not back.startswith("//") else reverse("send-page"))
+
+
+class InstanceTagsView(PageMixin, TemplateView):
+    """HTML fragment: every attribute of one instance (sequences nested), for the viewer's tag browser."""
+
+    template_name = "pacs/instance_tags.html"
+    MAX_VALUE_CHARS = 256
+
+    def get_context_data(self, **kwargs):
+        from pydicom import dcmread
+
+        from pacs import selectors, storage
+
+        context = super().get_context_data(**kwargs)
+        for key in ("study_uid", "series_uid", "sop_uid"):
+            if not uid_is_valid(kwargs[key]):
+                raise Http404("Invalid UID")
+        try:
+            instance = selectors.instance_get(sop_instance_uid=kwargs["sop_uid"], study_instance_uid=kwargs["study_uid"],
+                                              series_instance_uid=kwargs["series_uid"])
+        except selectors.NotFound as exc:
+            raise Http404(str(exc)) from exc
+        ds = dcmread(storage.absolute_path(instance.file_path), stop_before_pixels=True)
+        rows: list[dict] = []
+        self._walk(ds.file_meta, 0, rows)
+        self._walk(ds, 0, rows)
+        context["rows"] = rows
+        return context
+
+    def _walk(self, ds, depth: int, rows: list[dict]) -> None:
+        for element in ds:
+            row = {"depth": depth, "indent": depth * 1.2, "tag": f"({element.tag.group:04X},{element.tag.element:04X})",
+                   "vr": element.VR, "name": element.name, "value": ""}
+            rows.append(row)
+            if element.VR == "SQ":
+                row["value"] = _("%(n)d item(s)") % {"n": len(element.value)}
+                for number, item in enumerate(element.value, start=1):
+                    rows.append({"depth": depth + 1, "indent": (depth + 1) * 1.2, "item": number})
+                    self._walk(item, depth + 1, rows)
+            elif element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or element.tag == 0x7FE00010:
+                row["value"] = _("(%(n)d bytes)") % {"n": len(element.value or b"")}
+            else:
+                text = str(element.value if element.VM != 0 else "")
+                row["value"] = text if len(text) <= self.MAX_VALUE_CHARS else text[: self.MAX_VALUE_CHARS] + "…"
