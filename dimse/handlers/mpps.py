@@ -29,13 +29,14 @@ def configure(ae, listener) -> list:
     return [(evt.EVT_N_CREATE, handle_n_create), (evt.EVT_N_SET, handle_n_set)]
 
 
-def _failure(exc: PerformedStepError) -> Dataset:
+def _failure(exc: PerformedStepError, *, with_attributes: bool) -> Dataset:
+    # Attribute Identifier List exists in N-SET-RSP only (PS3.7 10.1.1.1.x vs 10.1.5.1.x).
     ds = Dataset()
     ds.Status = exc.dicom_status
     ds.ErrorComment = exc.message[:64]
     if exc.error_id is not None:
         ds.ErrorID = exc.error_id
-    if exc.attribute_tags:
+    if with_attributes and exc.attribute_tags:
         ds.AttributeIdentifierList = exc.attribute_tags
     return ds
 
@@ -55,7 +56,7 @@ def handle_n_create(event) -> tuple:
         state.failures += 1
         logger.warning("mpps n-create refused calling_aet=%s sop_instance_uid=%s status=0x%04X reason=%s",
                        calling_aet, uid, exc.dicom_status, exc.message)
-        return _failure(exc), None
+        return _failure(exc, with_attributes=False), None
     if not event.request.AffectedSOPInstanceUID:
         attributes.AffectedSOPInstanceUID = uid  # pynetdicom moves it to the response primitive
     return SUCCESS, attributes
@@ -76,5 +77,5 @@ def handle_n_set(event) -> tuple:
         state.failures += 1
         logger.warning("mpps n-set refused calling_aet=%s sop_instance_uid=%s status=0x%04X reason=%s",
                        calling_aet, uid, exc.dicom_status, exc.message)
-        return _failure(exc), None
+        return _failure(exc, with_attributes=True), None
     return SUCCESS, changes

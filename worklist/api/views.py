@@ -26,6 +26,7 @@ from worklist.models import PerformedProcedureStep, WorklistItem
 from worklist.selectors import performed_step_list, worklist_item_get, worklist_item_list
 from worklist.services.items import worklist_item_create, worklist_item_delete, worklist_item_update
 
+_ITEM_FIELDS = [key.field for key in ITEM_KEYS.values()]
 _NOT_FILTERS = {"limit", "offset", "format", "ordering"}
 _FILTER_PARAMETERS = [
     OpenApiParameter(keyword, OpenApiTypes.STR, description=f"DICOM matching on {keyword} ({key.vr})")
@@ -125,6 +126,10 @@ class WorklistItemViewSet(
         serializer = self.get_serializer(item, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         fields, steps = _split(serializer.validated_data)
+        if not partial:
+            # PUT replaces the item: attributes it omits are cleared (the Study UID is kept).
+            omitted = {name: None for name in _ITEM_FIELDS if name not in fields and name != "study_instance_uid"}
+            fields = omitted | fields
         try:
             worklist_item_update(item_id=item.pk, fields=fields, steps=steps)
         except ItemInvalid as exc:

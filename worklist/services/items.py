@@ -141,6 +141,10 @@ def _steps_build(steps: list[dict], existing: dict[str, ScheduledProcedureStep] 
         step = (existing or {}).pop(step_id, None) if step_id else None
         if step is None:
             step = ScheduledProcedureStep()
+        else:
+            # A listed step is described in full: what it omits is cleared; its status stays.
+            _apply(step, {name: None for name in _STEP_KEYWORD if name != "scheduled_procedure_step_status"},
+                   _STEP_KEYWORD)
         _apply(step, data, _STEP_KEYWORD)
         rows.append(step)
     return rows
