@@ -300,11 +300,12 @@ def _destination_contexts(instances, preferred: str) -> list:
     by_class: dict[str, set[str]] = {}
     for sop_class, ts in pairs:
         by_class.setdefault(sop_class, set()).add(ts)
-    fallback = [preferred] if preferred and preferred not in UNCOMPRESSED_LE else []
+    # One context per syntax: an acceptor picks one syntax per context, often its own first choice.
+    wanted = {preferred} - set(UNCOMPRESSED_LE) if preferred else set()
     contexts, extra = [], []
     for sop_class in sorted(by_class):
-        contexts.append(build_context(sop_class, [*fallback, *UNCOMPRESSED_LE]))
-        for ts in sorted(by_class[sop_class] - set(UNCOMPRESSED_LE) - set(fallback)):
+        contexts.append(build_context(sop_class, UNCOMPRESSED_LE))
+        for ts in sorted((by_class[sop_class] | wanted) - set(UNCOMPRESSED_LE)):
             extra.append(build_context(sop_class, [ts]))
     return (contexts + extra)[:_MAX_CONTEXTS]
 

@@ -14,6 +14,8 @@ The archived file is never modified; the result is a new in-memory dataset.
   Lossless, JPEG-LS Lossless and JPEG 2000 Lossless where pydicom's encoders
   support the pixel format.  Lossy targets are never chosen automatically.
 * Video (MPEG-2/4, HEVC) cannot be decoded: :class:`TranscodeError`.
+* The SOP Instance UID is kept: this is a change of encoding for transfer, not
+  a new instance (pydicom would otherwise generate a new UID).
 
 API: :func:`instance_transcode`, :func:`dataset_encode`,
 :func:`transfer_syntax_choose`, :func:`can_transcode`.
@@ -176,13 +178,13 @@ def instance_transcode(source: str | Path | bytes | Dataset, target_ts: str) -> 
         for _ in ds.iterall():
             pass
         if has_pixels and current.is_compressed:
-            ds.decompress(as_rgb=True)
+            ds.decompress(as_rgb=True, generate_instance_uid=False)
         elif has_pixels and current == ExplicitVRBigEndian:
             _swap_to_little(ds)
         if has_pixels and target.is_compressed:
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.set_original_encoding(False, True, ds.original_character_set)
-            ds.compress(target)
+            ds.compress(target, generate_instance_uid=False)
         else:
             ds.file_meta.TransferSyntaxUID = target
             ds.set_original_encoding(target.is_implicit_VR, True, ds.original_character_set)

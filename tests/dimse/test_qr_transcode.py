@@ -34,8 +34,10 @@ def _reread(ds) -> object:
 @pytest.mark.parametrize("target", [f.EXPLICIT_LE, f.IMPLICIT_LE])
 def test_lossless_syntaxes_decode_to_the_original_pixels(source, target):
     original = f.ct_dataset(instance_number=3).pixel_array
-    out = _reread(instance_transcode(_stored(source, instance_number=3), target))
+    stored = _stored(source, instance_number=3)
+    out = _reread(instance_transcode(stored, target))
     assert out.file_meta.TransferSyntaxUID == target
+    assert out.SOPInstanceUID == dcmread(io.BytesIO(stored)).SOPInstanceUID
     assert np.array_equal(out.pixel_array, original)
 
 
@@ -54,6 +56,7 @@ def test_encoding_to_lossless_compressed_syntaxes(tmp_path, target):
     path.write_bytes(_stored(f.J2K_LOSSLESS if target != f.J2K_LOSSLESS else f.RLE))
     out = _reread(instance_transcode(path, target))
     assert out.file_meta.TransferSyntaxUID == target
+    assert out.SOPInstanceUID == dcmread(path).SOPInstanceUID
     assert np.array_equal(out.pixel_array, f.ct_dataset().pixel_array)
 
 
