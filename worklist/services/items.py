@@ -203,6 +203,14 @@ def worklist_item_delete(*, item_id: int) -> None:
     logger.info("worklist item deleted item_id=%s", item_id)
 
 
+def worklist_item_errors(*, item: WorklistItem) -> dict:
+    """Problems of an unsaved item (keyed by DICOM keyword); ``{}`` when it can be saved."""
+    if not item.study_instance_uid:
+        item.study_instance_uid = generate_uid()
+    _name_groups(item)
+    return _item_errors(item)
+
+
 def worklist_item_admin_save(*, item: WorklistItem) -> WorklistItem:
     """Save an item edited in the Django admin: derive name groups and the Study UID, validate.
 
