@@ -110,7 +110,8 @@ def listener_states() -> list[dict]:
                 "service": config.service,
                 "label": config.get_service_display(),
                 "ae_title": config.ae_title,
-                "port": config.port,
+                # The port a process really bound (runscp --port overrides the row) else the configured one.
+                "port": next((s.get("port") for s in running if s.get("port")), config.port),
                 "enabled": config.enabled,
                 "running": bool(running),
                 "processes": len(running),

@@ -118,3 +118,36 @@ def archive(storage_root, archive_config):
         return {"study": study_uid, "series": series_uids, "instances": sops}
 
     return _study
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def runscp(storage_root, tmp_path):
+    """A real ``manage.py runscp`` on ephemeral ports against the test database; stopped at teardown."""
+    import subprocess
+    import sys
+    import threading
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DATABASE_URL": _database_url(), "PACS_STORAGE_ROOT": str(storage_root),
+           "PACS_MIN_FREE_MB": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "manage.py", "runscp", "--bind", "127.0.0.1", "--port", "0"],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    for line in proc.stdout:
+        output.append(line)
+        if "runscp ready" in line or "Error" in line:
+            break
+    assert "runscp ready" in "".join(output), "".join(output)
+    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=30)
