@@ -10,7 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from django.core.exceptions import ValidationError
+
 from dimse.models import (
+    AllowedCaller,
     AssociationLog,
     AssociationStatus,
     Listener,
@@ -141,3 +144,31 @@ def association_close(
         requests=requests,
         failures=failures,
     )
+
+
+def allowed_callers_replace(*, entries: list[dict]) -> list[AllowedCaller]:
+    """Replace the calling-AE allow list with *entries* (``service`` '' = every listener).
+
+    Each entry: ``{"service", "ae_title", "host", "description"}``; validated
+    before anything is written (one transaction).  Applied by a listener restart.
+    """
+    listener_config_list()
+    listeners = {row.service: row for row in Listener.objects.all()}
+    rows = []
+    for entry in entries:
+        service = entry.get("service") or ""
+        if service and service not in listeners:
+            raise ValidationError({"listener": [f"unknown listener {service!r}"]})
+        row = AllowedCaller(
+            listener=listeners.get(service) if service else None,
+            ae_title=str(entry.get("ae_title", "")).strip(),
+            host=str(entry.get("host", "") or "").strip(),
+            description=str(entry.get("description", "") or ""),
+        )
+        row.full_clean()
+        rows.append(row)
+    with transaction.atomic():
+        AllowedCaller.objects.all().delete()
+        AllowedCaller.objects.bulk_create(rows)
+    logger.info("allowed callers replaced count=%d", len(rows))
+    return list(AllowedCaller.objects.select_related("listener"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from pacs.models import Instance, Patient, Series, Study
 
@@ -167,3 +167,59 @@ def stored_instance_middle(*, study_instance_uid: str, series_instance_uid: str 
     if not instances:
         raise NotFound(f"Series {series_instance_uid} has no image")
     return instances[len(instances) // 2]
+
+
+def download_rows(*, study_id: int | None = None, series_id: int | None = None) -> list[dict]:
+    """Rows :func:`pacs.services.studies.archive_stream` needs for a study or series download."""
+    rows = Instance.objects.all()
+    if study_id is not None:
+        rows = rows.filter(series__study_id=study_id)
+    if series_id is not None:
+        rows = rows.filter(series_id=series_id)
+    return list(
+        rows.order_by("series__series_number", "series_id", "instance_number", "id").values(
+            "file_path",
+            "sop_instance_uid",
+            series_instance_uid=F("series__series_instance_uid"),
+            study_instance_uid=F("series__study__study_instance_uid"),
+            patient_id=F("series__study__patient__patient_id"),
+        )
+    )
+
+
+def log_tail(*, path, lines: int = 200, level: str = "", search: str = "") -> list[str]:
+    """The last *lines* lines of a log file matching a minimum *level* and a *search* text.
+
+    Reads backwards in 64 KiB blocks, so a large log costs only what is shown.
+    """
+    order = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    wanted = set(order[order.index(level):]) if level in order else None
+    needle = search.lower()
+    found: list[str] = []
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        position = fh.tell()
+        rest = b""
+        while position > 0 and len(found) < lines:
+            step = min(65536, position)
+            position -= step
+            fh.seek(position)
+            block = fh.read(step) + rest
+            pieces = block.split(b"\n")
+            rest = pieces[0] if position > 0 else b""
+            candidates = pieces[1:] if position > 0 else pieces
+            for raw in reversed(candidates):
+                line = raw.decode("utf-8", "replace").rstrip("\r")
+                if not line:
+                    continue
+                if wanted is not None:
+                    marker = line.find("level=")
+                    line_level = line[marker + 6:].split(" ", 1)[0] if marker >= 0 else ""
+                    if line_level not in wanted:
+                        continue
+                if needle and needle not in line.lower():
+                    continue
+                found.append(line)
+                if len(found) >= lines:
+                    break
+    return list(reversed(found))

@@ -19,6 +19,7 @@ import logging
 from django.conf import settings
 from rest_framework.response import Response
 
+from dicomweb.api import schema
 from dicomweb.api.base import DicomWebView, bad_param, base_url, int_param, not_acceptable, uid_check
 from dicomweb.parsers import accept_parse
 from pacs import matching
@@ -72,6 +73,7 @@ class QueryView(DicomWebView):
 
     level = matching.STUDY
 
+    @schema.qido
     def get(self, request, **kwargs):
         for item in accept_parse(request.META.get("HTTP_ACCEPT", "")):
             if item.media_type in ("application/dicom+json", "application/json", "*/*", "application/*"):

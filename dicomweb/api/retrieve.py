@@ -16,6 +16,7 @@ from pydicom.pixels import pixel_array
 from rest_framework.response import Response
 
 from dicomweb import media
+from dicomweb.api import schema
 from dicomweb.api.base import (
     DicomWebView,
     bad_param,
@@ -84,6 +85,7 @@ def _instance_part(item: StoredInstance, target: str) -> OutPart:
 class InstanceRetrieveView(DicomWebView):
     """Retrieve Study/Series/Instance (PS3.18 10.4.1.1.1): DICOM instances in multipart/related."""
 
+    @schema.retrieve
     def get(self, request, **kwargs):
         instances = _stored(kwargs)
         choice = _dicom_choice(request, instances)
@@ -109,6 +111,7 @@ class InstanceRetrieveView(DicomWebView):
 class MetadataView(DicomWebView):
     """Retrieve metadata (PS3.18 10.4.1.1.2): DICOM JSON with BulkDataURI for bulk values."""
 
+    @schema.metadata
     def get(self, request, **kwargs):
         for item in _accepted(request):
             if item.media_type in ("application/dicom+json", "application/json", "*/*", "application/*"):
@@ -243,6 +246,7 @@ def _encapsulated_parts(path, numbers: list[int], count: int, stored: str) -> li
 class FrameRetrieveView(DicomWebView):
     """Retrieve frames (PS3.18 10.4.1.1.4): native or compressed pixel data per frame."""
 
+    @schema.frames
     def get(self, request, **kwargs):
         numbers = _frame_numbers(kwargs["frames"])
         item = _stored(kwargs)[0]
@@ -263,6 +267,7 @@ _TAG_RE = re.compile(r"^[0-9A-Fa-f]{8}$")
 class BulkDataView(DicomWebView):
     """Retrieve bulk data (PS3.18 10.4.1.1.5) named by the BulkDataURI of the metadata."""
 
+    @schema.bulkdata
     def get(self, request, **kwargs):
         tag_text = kwargs["tag"]
         if not _TAG_RE.match(tag_text):
@@ -354,6 +359,7 @@ def render_options(request, *, frame: int = 1) -> rendering.RenderOptions:
 class RenderedView(DicomWebView):
     """Rendered resources (PS3.18 10.4.1.1.3): instance/frame as one image, series/study as multipart."""
 
+    @schema.rendered
     def get(self, request, **kwargs):
         frames = _frame_numbers(kwargs["frames"]) if "frames" in kwargs else None
         options = render_options(request, frame=frames[0] if frames else 1)
@@ -383,6 +389,7 @@ class RenderedView(DicomWebView):
 class ThumbnailView(DicomWebView):
     """Thumbnails (PS3.18 10.4.1.1.6 / 8.3.5.1.5): one JPEG of the study, series or instance."""
 
+    @schema.thumbnail
     def get(self, request, **kwargs):
         size = int_param(request, "size", default=rendering.THUMBNAIL_SIZE, minimum=8, maximum=1024)
         viewport = _numbers(request, "viewport", 2)

@@ -18,6 +18,7 @@ from rest_framework import status
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 
+from dicomweb.api import schema
 from dicomweb.api.base import DicomWebView, instance_url, study_url
 from dicomweb.dicomjson import element_json
 from dicomweb.parsers import MultipartRelatedParser, Part
@@ -61,6 +62,7 @@ class StudyStoreView(DicomWebView):
 
     parser_classes = [MultipartRelatedParser]
 
+    @schema.stow
     def post(self, request, **kwargs):
         target_study = kwargs.get("study")
         try:

@@ -22,31 +22,24 @@ from dicomweb.api.retrieve import (
 from dicomweb.api.store import StudyStoreView
 from dicomweb.api.wado_uri import WadoUriView
 
-_study_query = StudyQueryView.as_view()
-_study_store = StudyStoreView.as_view()
-_study_retrieve = InstanceRetrieveView.as_view()
 
 
-@csrf_exempt
-def studies_resource(request, **kwargs):
-    """GET /studies: QIDO-RS; POST /studies: STOW-RS."""
-    if request.method == "POST":
-        return _study_store(request, **kwargs)
-    return _study_query(request, **kwargs)
+class StudiesView(StudyStoreView, StudyQueryView):
+    """``/studies``: GET searches (QIDO-RS), POST stores (STOW-RS)."""
 
 
-@csrf_exempt
-def study_resource(request, **kwargs):
-    """GET /studies/{study}: WADO-RS retrieve; POST /studies/{study}: STOW-RS into that study."""
-    if request.method == "POST":
-        return _study_store(request, **kwargs)
-    return _study_retrieve(request, **kwargs)
+class StudyView(StudyStoreView, InstanceRetrieveView):
+    """``/studies/{study}``: GET retrieves the study (WADO-RS), POST stores into it (STOW-RS)."""
+
+
+studies_resource = StudiesView.as_view()
+study_resource = StudyView.as_view()
 
 
 __all__ = [
     "BulkDataView", "FrameRetrieveView", "InstanceQueryView", "InstanceRetrieveView", "MetadataView",
     "RenderedView", "SeriesQueryView", "StudyQueryView", "StudyStoreView", "ThumbnailView", "WadoUriView",
-    "studies_resource", "study_resource",
+    "studies_resource", "study_resource", "StudiesView", "StudyView",
 ]
 
 

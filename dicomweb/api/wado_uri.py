@@ -15,6 +15,7 @@ import logging
 from django.http import HttpResponse
 from pydicom import dcmread
 
+from dicomweb.api import schema
 from dicomweb.api.base import DicomWebView, bad_param, int_param, uid_check
 from pacs import selectors, storage
 from pacs.services import rendering, transcode
@@ -68,6 +69,7 @@ def _region(request) -> tuple[float, float, float, float] | None:
 class WadoUriView(DicomWebView):
     """Retrieve one object by URL parameters (WADO-URI)."""
 
+    @schema.wado_uri
     def get(self, request, **kwargs):
         params = request.query_params
         request_type = params.get("requestType")

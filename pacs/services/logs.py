@@ -43,3 +43,14 @@ def log_rotate(*, max_bytes: int | None = None, backups: int | None = None) -> l
         except OSError as exc:
             logger.warning("log rotate failed file=%s error=%s", path.name, exc)
     return rotated
+
+
+def log_rotated_delete(*, path: Path) -> bool:
+    """Delete one rotated log file (``<service>.log.N``); False when it does not exist."""
+    if path.suffix == ".log" or not path.name.rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{path.name} is not a rotated log file")
+    if not path.exists():
+        return False
+    path.unlink()
+    logger.info("log rotated file deleted file=%s", path.name)
+    return True
