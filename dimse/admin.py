@@ -31,6 +31,18 @@ class RemoteNodeAdmin(admin.ModelAdmin):
                     "is_printer", "charset_override", "enabled")
     search_fields = ("ae_title", "host", "description")
     list_filter = ("enabled", "is_store_destination", "is_query_source", "is_move_destination", "is_printer")
+    actions = ["verify"]
+
+    @admin.action(description="Verify (C-ECHO) selected nodes")
+    def verify(self, request, queryset) -> None:
+        from django.contrib import messages
+
+        from dimse.scu import node_verify
+
+        for node in queryset:
+            result = node_verify(node=node)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{node}: {result.message} ({result.ms:.0f} ms)", level)
 
 
 @admin.register(AssociationLog)
