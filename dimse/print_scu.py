@@ -97,7 +97,7 @@ def film_session_print(
         if not any(cx.abstract_syntax == meta for cx in assoc.accepted_contexts):
             raise PrintScuError(f"{called_aet} does not accept the {meta.name}")
         lut_accepted = any(cx.abstract_syntax == PresentationLUT for cx in assoc.accepted_contexts)
-        status, printer = assoc.send_n_get([0x21100010], Printer, PrinterInstance, meta_uid=meta)
+        status, printer = assoc.send_n_get([0x21100010, 0x21100020], Printer, PrinterInstance, meta_uid=meta)
         _check(status, "Printer N-GET")
         printer_status = str(printer.get("PrinterStatus", "")) if printer else ""
         if printer_status == "FAILURE":

@@ -297,7 +297,7 @@ def print_job_get(*, sop_instance_uid: str, identifiers: list[int] | None = None
         .first()
     )
     if film is None:
-        raise NoSuchObjectInstance(f"Print Job {sop_instance_uid} does not exist")
+        raise NoSuchObjectInstance(f"No such Print Job: {sop_instance_uid}")
     job = film.print_job
     created = timezone.localtime(film.created_at)
     ds = Dataset()

@@ -138,7 +138,7 @@ def _dataset(data: dict) -> Dataset:
 
 def _session_check(context: PrintContext, sop_instance_uid: str) -> PrintJob:
     if not context.film_session_uid or sop_instance_uid != context.film_session_uid or context.job_id is None:
-        raise NoSuchObjectInstance(f"Film Session {sop_instance_uid} does not exist on this association")
+        raise NoSuchObjectInstance(f"No such Film Session on this association: {sop_instance_uid}")
     return PrintJob.objects.get(pk=context.job_id)
 
 
@@ -147,7 +147,7 @@ def _film_box_get(context: PrintContext, sop_instance_uid: str) -> FilmBox:
     if context.job_id is not None:
         box = FilmBox.objects.filter(print_job_id=context.job_id, sop_instance_uid=sop_instance_uid).first()
     if box is None:
-        raise NoSuchObjectInstance(f"Film Box {sop_instance_uid} does not exist in this film session")
+        raise NoSuchObjectInstance(f"No such Film Box in this film session: {sop_instance_uid}")
     return box
 
 
@@ -158,7 +158,7 @@ def _lut_reference(context: PrintContext, ds: Dataset) -> str:
         return ""
     uid = str(sequence[0].get("ReferencedSOPInstanceUID", "")).strip()
     if uid not in context.presentation_luts:
-        raise InvalidAttributeValue(f"Referenced Presentation LUT {uid} was not created on this association")
+        raise InvalidAttributeValue(f"Referenced Presentation LUT not created on this association: {uid}")
     return uid
 
 
@@ -237,7 +237,7 @@ def film_session_create(
     """
     if context.film_session_uid:
         raise DuplicateSOPInstance(
-            f"A Film Session ({context.film_session_uid}) already exists on this association (PS3.4 H.4.1)"
+            f"A Film Session already exists on this association (PS3.4 H.4.1): {context.film_session_uid}"
         )
     uid = _uid_checked(sop_instance_uid, "Film Session SOP Instance UID") if sop_instance_uid else generate_uid()
     values = {"number_of_copies": 1, "print_priority": "MED", **_session_values(attributes)}
@@ -375,7 +375,7 @@ def film_box_create(
     image_box_class = IMAGE_BOX_CLASS[job.meta_sop_class_uid]
     with transaction.atomic():
         if FilmBox.objects.filter(print_job=job, sop_instance_uid=uid).exists():
-            raise DuplicateSOPInstance(f"Film Box {uid} already exists")
+            raise DuplicateSOPInstance(f"Film Box already exists: {uid}")
         box = FilmBox.objects.create(
             print_job=job, sop_instance_uid=uid, image_display_format=display_format.upper(),
             film_orientation=orientation, film_size_id=film_size, attributes=_json(attributes),
@@ -475,9 +475,9 @@ def image_box_set(
             .first()
         )
     if image_box is None:
-        raise NoSuchObjectInstance(f"Image Box {sop_instance_uid} does not exist in this film session")
+        raise NoSuchObjectInstance(f"No such Image Box in this film session: {sop_instance_uid}")
     if sop_class_uid != image_box.sop_class_uid:
-        raise ClassInstanceConflict(f"Image Box {sop_instance_uid} is of SOP Class {image_box.sop_class_uid}")
+        raise ClassInstanceConflict(f"Image Box is of SOP Class {image_box.sop_class_uid}: {sop_instance_uid}")
     unknown = sorted(elem.keyword or str(elem.tag) for elem in modifications if elem.keyword not in IMAGE_BOX_SETTABLE)
     if unknown:
         raise NoSuchAttribute(f"Image Box attributes cannot be set: {', '.join(unknown)}")
@@ -550,7 +550,7 @@ def presentation_lut_create(
         raise MissingAttribute("Presentation LUT Shape or Presentation LUT Sequence is required")
     uid = _uid_checked(sop_instance_uid, "Presentation LUT SOP Instance UID") if sop_instance_uid else generate_uid()
     if uid in context.presentation_luts:
-        raise DuplicateSOPInstance(f"Presentation LUT {uid} already exists")
+        raise DuplicateSOPInstance(f"Presentation LUT already exists: {uid}")
     context.presentation_luts[uid] = attributes.to_json_dict()
     return uid, Dataset()
 
@@ -559,4 +559,4 @@ def presentation_lut_create(
 def presentation_lut_delete(*, context: PrintContext, sop_instance_uid: str) -> None:
     """N-DELETE of a Presentation LUT (PS3.4 H.4.9.2.2)."""
     if context.presentation_luts.pop(sop_instance_uid, None) is None:
-        raise NoSuchObjectInstance(f"Presentation LUT {sop_instance_uid} does not exist on this association")
+        raise NoSuchObjectInstance(f"No such Presentation LUT on this association: {sop_instance_uid}")

@@ -117,6 +117,7 @@ class PrintSession:
         return self.set_image_box(class_uid, uid, position, item, **attrs)
 
     def set_image_box(self, class_uid, uid, position, item, **attrs):
+        """Image Box N-SET; returns the status dataset."""
         ds = Dataset()
         ds.ImageBoxPosition = position
         for key, value in attrs.items():
@@ -125,7 +126,7 @@ class PrintSession:
             ds.BasicColorImageSequence = [item]
         else:
             ds.BasicGrayscaleImageSequence = [item]
-        return self.assoc.send_n_set(ds, class_uid, uid, meta_uid=self.meta)
+        return self.assoc.send_n_set(ds, class_uid, uid, meta_uid=self.meta)[0]
 
     def print_film_box(self, uid: str):
         return self.assoc.send_n_action(None, 1, BasicFilmBox, uid, meta_uid=self.meta)

@@ -39,7 +39,7 @@ def test_standard_sequence_1x1_produces_job_film_preview_and_archived_study(prin
     film_box, status, reply = scu.create_film_box("STANDARD\\1,1")
     assert status.Status == 0x0000
     assert len(reply.ReferencedImageBoxSequence) == 1 and reply.ReferencedFilmSessionSequence[0].ReferencedSOPInstanceUID == scu.session_uid
-    status, _ = scu.set_image(film_box, 1, gray_item(200))
+    status = scu.set_image(film_box, 1, gray_item(200))
     assert status.Status == 0x0000
     status, action = scu.print_film_box(film_box)
     assert status.Status == 0x0000
@@ -71,3 +71,143 @@ def test_standard_sequence_1x1_produces_job_film_preview_and_archived_study(prin
     assert snapshot["position"] == 1
     kept = dcmread(files.absolute_path(snapshot["pixel_file"]), force=True)
     assert kept.Rows == 24 and bytes(kept.PixelData) == gray_item(200).PixelData
+
+
+@pytest.mark.parametrize(
+    ("display_format", "count"),
+    [("STANDARD\\2,2", 4), ("ROW\\2,3", 5), ("COL\\1,2", 3), ("STANDARD\\3,1", 3)],
+)
+def test_layouts_put_each_distinct_image_in_its_box(print_listener, print_scu, display_format, count):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, status, reply = scu.create_film_box(display_format)
+    assert status.Status == 0x0000 and len(reply.ReferencedImageBoxSequence) == count
+    levels = [40 + 40 * n for n in range(count)]
+    for position, level in enumerate(levels, start=1):
+        assert scu.set_image(film_box, position, gray_item(level)).Status == 0x0000
+    assert scu.print_film_box(film_box)[0].Status == 0x0000
+    scu.release()
+    film = Film.objects.get()
+    pixels = film_pixels(film)
+    assert [int(pixels[y, x]) for y, x in box_centres(display_format)] == levels
+    assert film.image_display_format == display_format and film.number_of_images == count
+    assert [box["position"] for box in film.image_boxes] == list(range(1, count + 1))
+
+
+def test_row_layout_geometry_rows_hold_the_declared_counts(print_listener, print_scu):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("ROW\\2,3", size="14INX17IN", orientation="LANDSCAPE")
+    for position in range(1, 6):
+        scu.set_image(film_box, position, gray_item(50 * position, rows=30, columns=30))
+    scu.print_film_box(film_box)
+    scu.release()
+    pixels = film_pixels(Film.objects.get())
+    assert pixels.shape == (round(355.6 / 25.4 * DPI), round(431.8 / 25.4 * DPI))  # landscape: long edge across
+    centres = box_centres("ROW\\2,3", "14INX17IN", "LANDSCAPE")
+    assert centres[0][0] == centres[1][0] < centres[2][0] == centres[3][0] == centres[4][0]  # 2 on top, 3 below
+    assert [int(pixels[y, x]) for y, x in centres] == [50, 100, 150, 200, 250]
+
+
+def test_color_session_composes_rgb_film(print_listener, print_scu):
+    scu = print_scu(print_listener, color=True)
+    scu.create_session()
+    film_box, status, reply = scu.create_film_box("STANDARD\\2,1")
+    assert reply.ReferencedImageBoxSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.1.4.1"
+    assert scu.set_image(film_box, 1, color_item((255, 0, 0), planar=1)).Status == 0x0000
+    assert scu.set_image(film_box, 2, color_item((0, 0, 255), planar=0)).Status == 0x0000
+    assert scu.print_film_box(film_box)[0].Status == 0x0000
+    scu.release()
+    film = Film.objects.get()
+    ds = dcmread(absolute_path(film.instance.file_path))
+    assert ds.PhotometricInterpretation == "RGB" and ds.SamplesPerPixel == 3
+    (y1, x1), (y2, x2) = box_centres("STANDARD\\2,1")
+    assert ds.pixel_array[y1, x1].tolist() == [255, 0, 0] and ds.pixel_array[y2, x2].tolist() == [0, 0, 255]
+    assert PrintJob.objects.get().is_color
+
+
+def test_12_bit_monochrome1_reverse_polarity_and_densities(print_listener, print_scu):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, status, reply = scu.create_film_box(
+        "STANDARD\\3,1", BorderDensity="WHITE", EmptyImageDensity="160", MinDensity=20, MaxDensity=300
+    )
+    assert (reply.BorderDensity, reply.EmptyImageDensity) == ("WHITE", "160")
+    scu.set_image(film_box, 1, gray_item(4095, bits=12))  # full scale 12-bit -> white
+    scu.set_image(film_box, 2, gray_item(0, bits=12, photometric="MONOCHROME1"))  # MONOCHROME1 0 -> white
+    scu.set_image(film_box, 3, gray_item(255), Polarity="REVERSE")  # reversed white -> black
+    scu.print_film_box(film_box)
+    scu.release()
+    pixels = film_pixels(Film.objects.get())
+    assert [int(pixels[y, x]) for y, x in box_centres("STANDARD\\3,1")] == [255, 255, 0]
+    assert pixels[0, 0] == 255  # WHITE border
+    # Each box is a tall strip; the 24x20 image fills its width and the rest of the box shows
+    # the Empty Image Density (160 = 1.6 OD between Min 0.2 and Max 3.0 OD).
+    y, x = box_centres("STANDARD\\3,1")[0]
+    empty = round((300 - 160) / (300 - 20) * 255)
+    assert pixels[4 + 1, x] == empty  # top of the first box, above the image
+
+
+def test_several_film_boxes_printed_by_one_session_action(print_listener, print_scu):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    first, _, _ = scu.create_film_box("STANDARD\\1,1")
+    second, _, _ = scu.create_film_box("STANDARD\\1,2", size="10INX12IN")
+    scu.set_image(first, 1, gray_item(10))
+    scu.set_image(second, 1, gray_item(20))
+    scu.set_image(second, 2, gray_item(30))
+    status, action = scu.print_session()
+    assert status.Status == 0x0000 and action.ReferencedPrintJobSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.1.14"
+    scu.release()
+    job = PrintJob.objects.get()
+    assert (job.status, job.number_of_films, job.number_of_images) == ("DONE", 2, 3)
+    one, two = Film.objects.order_by("film_number")
+    assert (one.film_box_uid, two.film_box_uid, two.film_size_id) == (first, second, "10INX12IN")
+    assert one.print_job_sop_instance_uid == two.print_job_sop_instance_uid
+    assert [int(film_pixels(two)[y, x]) for y, x in box_centres("STANDARD\\1,2", "10INX12IN")] == [20, 30]
+    assert Study.objects.get().number_of_study_related_instances == 2
+
+
+def test_empty_film_box_prints_with_empty_page_warning(print_listener, print_scu):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("STANDARD\\2,2", EmptyImageDensity="WHITE")
+    status, _ = scu.print_film_box(film_box)
+    assert status.Status == 0xB603
+    scu.release()
+    pixels = film_pixels(Film.objects.get())
+    assert all(pixels[y, x] == 255 for y, x in box_centres("STANDARD\\2,2"))
+
+
+def test_presentation_lut_is_referenced_and_kept_with_the_film(print_listener, print_scu):
+    from pydicom.dataset import Dataset
+    from pynetdicom.sop_class import PresentationLUT
+
+    scu = print_scu(print_listener)
+    lut = Dataset()
+    lut.PresentationLUTShape = "IDENTITY"
+    lut_uid = "1.2.826.0.1.3680043.8.498.7777"
+    status, _ = scu.assoc.send_n_create(lut, PresentationLUT, lut_uid)
+    assert status.Status == 0x0000
+    scu.create_session()
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = PresentationLUT
+    ref.ReferencedSOPInstanceUID = lut_uid
+    film_box, status, _ = scu.create_film_box("STANDARD\\1,1", ReferencedPresentationLUTSequence=[ref])
+    assert status.Status == 0x0000
+    scu.set_image(film_box, 1, gray_item(90))
+    scu.print_film_box(film_box)
+    assert scu.assoc.send_n_delete(PresentationLUT, lut_uid).Status == 0x0000
+    scu.release()
+    assert Film.objects.get().presentation_lut["20500020"]["Value"] == ["IDENTITY"]
+
+
+def test_association_end_closes_session_and_keeps_films(print_listener, print_scu):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("STANDARD\\1,1")
+    scu.set_image(film_box, 1, gray_item(90))
+    scu.print_film_box(film_box)
+    scu.release()
+    job = eventually(lambda: PrintJob.objects.filter(session_closed_at__isnull=False).first())
+    assert job.status == "DONE" and Film.objects.count() == 1 and not FilmBox.objects.exists()
