@@ -128,7 +128,7 @@ def node_retrieve_run(job, progress: JobProgress) -> dict:
     method = str(job.params.get("method", "move")).lower()
     if method not in ("move", "get"):
         raise JobFailed(f"Unknown retrieve method {method!r}; use move or get", retry=False)
-    operation = scu.node_move if method == "move" else scu.node_get
+    operation = scu.node_c_move if method == "move" else scu.node_c_get
     try:
         result = operation(
             node=node, level=level, filters=filters, root=str(job.params.get("root", "STUDY")).upper(),

@@ -12,8 +12,8 @@ does its work and releases it; the job runners in :mod:`dimse.jobs` call them.
   syntax first).  Files are read one at a time.
 * :func:`node_find` - C-FIND at any level (Study or Patient Root); matches
   come back as DICOM JSON.
-* :func:`node_move` - C-MOVE to our own Storage AE (the Storage listener
-  ingests what arrives); :func:`node_get` - C-GET, each received instance
+* :func:`node_c_move` - C-MOVE to our own Storage AE (the Storage listener
+  ingests what arrives); :func:`node_c_get` - C-GET, each received instance
   going through ``instance_ingest``.
 """
 
@@ -336,7 +336,7 @@ def _retrieve_result(status: Dataset | None, result: TransferResult) -> None:
         result.total = result.done + result.failed + result.warning + int(remaining)
 
 
-def node_move(
+def node_c_move(
     *, node: RemoteNode, level: str, filters: dict[str, str], root: str = "STUDY", destination: str = "",
     progress: Callable[[TransferResult], None] | None = None,
 ) -> TransferResult:
@@ -383,7 +383,7 @@ def _retrieve_check(result: TransferResult, name: str) -> None:
         raise ScuError(f"{name} failed with status 0x{status:04X}")
 
 
-def node_get(
+def node_c_get(
     *, node: RemoteNode, level: str, filters: dict[str, str], root: str = "STUDY",
     progress: Callable[[TransferResult], None] | None = None,
 ) -> TransferResult:
