@@ -28,6 +28,7 @@ migrate: install
 run: migrate
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py compilemessages --verbosity 0 --ignore=.venv --ignore=data --ignore=ohif
+	-$(BIN)/python manage.py installohif  # OHIF viewer at /ohif/ (npm; skipped with a message when offline)
 	WEB_BIND=$(WEB_BIND) bash scripts/run.sh
 
 install-test: $(VENV)/.installed-test
