@@ -200,6 +200,8 @@ if _DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+        # Per process, so concurrent test runs against one server never collide.
+        DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
