@@ -58,7 +58,13 @@ class ListenerSettingsSerializer(serializers.ModelSerializer):
         model = Listener
         fields = ["service", "ae_title", "port", "enabled", "require_called_aet", "restrict_callers",
                   "max_associations", "acse_timeout", "dimse_timeout", "network_timeout"]
-        extra_kwargs = {"service": {"validators": []}}
+        # PUT may name only what changes: every field but the service is optional.
+        extra_kwargs = {
+            "service": {"validators": []},
+            **{name: {"required": False} for name in (
+                "ae_title", "port", "enabled", "require_called_aet", "restrict_callers", "max_associations",
+                "acse_timeout", "dimse_timeout", "network_timeout")},
+        }
 
 
 class AllowedCallerSerializer(serializers.ModelSerializer):

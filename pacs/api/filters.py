@@ -19,6 +19,8 @@ class MatchingFilterBackend(BaseFilterBackend):
     """Applies DICOM matching for the view's ``matching_level``; documents the keys in the schema."""
 
     def filter_queryset(self, request, queryset, view):
+        if getattr(view, "action", "list") != "list":
+            return queryset  # detail actions take their own parameters (download?dicomdir=...)
         level = view.matching_level
         filters = {}
         for key, value in request.query_params.items():
