@@ -383,6 +383,34 @@ def _retrieve_check(result: TransferResult, name: str) -> None:
         raise ScuError(f"{name} failed with status 0x{status:04X}")
 
 
+def _sop_classes_to_get(node: RemoteNode, level: str, filters: dict[str, str], root: str) -> list[str]:
+    """SOP classes of what a C-GET will return, from an IMAGE level C-FIND ([] when unknown)."""
+    try:
+        matches, _ = node_find(node=node, level="IMAGE", filters=filters, keys=["SOPClassUID"], root=root)
+    except ScuError as exc:
+        logger.info("c-get scu sop class lookup failed node=%s reason=%s", node.ae_title, exc)
+        return []
+    classes = {m.get("00080016", {}).get("Value", [""])[0] for m in matches}
+    return sorted(c for c in classes if c)
+
+
+def _get_storage_contexts(sop_classes: list[str]) -> list:
+    """Storage contexts for C-GET: the SCP picks one syntax per context and may not transcode
+    (Orthanc 1.10 cannot), so known SOP classes get one context per syntax; unknown ones
+    get every storage class with a short syntax list.
+    """
+    if sop_classes:
+        per_class = max(1, min(len(GET_TRANSFER_SYNTAXES), (_MAX_CONTEXTS - 1) // len(sop_classes)))
+        contexts = []
+        for sop_class in sop_classes[: _MAX_CONTEXTS - 1]:
+            contexts.append(build_context(sop_class, UNCOMPRESSED_LE))
+            for ts in GET_TRANSFER_SYNTAXES[2:per_class + 1]:
+                contexts.append(build_context(sop_class, [ts]))
+        return contexts[: _MAX_CONTEXTS - 1]
+    return [build_context(cx.abstract_syntax, GET_TRANSFER_SYNTAXES)
+            for cx in StoragePresentationContexts[: _MAX_CONTEXTS - 1]]
+
+
 def node_c_get(
     *, node: RemoteNode, level: str, filters: dict[str, str], root: str = "STUDY",
     progress: Callable[[TransferResult], None] | None = None,
@@ -398,10 +426,12 @@ def node_c_get(
     identifier = query_identifier(level, filters)
     ae = _ae(node)
     ae.add_requested_context(model, UNCOMPRESSED_LE)
+    sop_classes = _sop_classes_to_get(node, level, filters, root)
     roles = []
-    for cx in StoragePresentationContexts[: _MAX_CONTEXTS - 1]:
-        ae.add_requested_context(cx.abstract_syntax, GET_TRANSFER_SYNTAXES)
-        roles.append(build_role(cx.abstract_syntax, scp_role=True))
+    for cx in _get_storage_contexts(sop_classes):
+        ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
+    for sop_class in sop_classes or [cx.abstract_syntax for cx in StoragePresentationContexts]:
+        roles.append(build_role(sop_class, scp_role=True))
     stored: list[str] = []
 
     def handle_store(event) -> int | Dataset:
