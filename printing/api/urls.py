@@ -1,3 +1,10 @@
-"""URL routes of printing/api (filled in by its issue)."""
+"""URL routes of the print job API (mounted under /api/)."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from printing.api import views
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("print-jobs", views.PrintJobViewSet, basename="print-job")
+
+urlpatterns = [*router.urls]

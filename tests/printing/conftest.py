@@ -172,3 +172,13 @@ def print_scu():
 
 GRAYSCALE_IMAGE_BOX = BasicGrayscaleImageBox
 COLOR_IMAGE_BOX = BasicColorImageBox
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A TCP port nothing listens on (bound then closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,134 @@
+"""Print gateway: films forwarded to a second live print listener with their original layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+
+from dimse.models import RemoteNode
+from pacs.choices import JobState
+from pacs.models import Job
+from pacs.services.jobs import job_execute
+from pacs.storage import absolute_path
+from printing.exceptions import ForwardError
+from printing.models import Film, PrintForwardRule, PrintJob
+from printing.services import files
+from printing.services.print_jobs import print_job_forward
+from tests.printing.conftest import color_item, gray_item
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def two_printers(dimse_listener, print_folder):
+    """(modality-facing listener port, printer node of a second live print listener)."""
+    gateway = dimse_listener("print").port("print")
+    printer_port = dimse_listener("print").port("print")
+    node = RemoteNode.objects.create(ae_title="PRINTSCP", host="127.0.0.1", port=printer_port, is_printer=True,
+                                     calling_aet="GATEWAY", is_store_destination=False)
+    return gateway, node
+
+
+def film_pixels(film: Film) -> np.ndarray:
+    return dcmread(absolute_path(film.instance.file_path)).pixel_array
+
+
+def print_two_films(port, print_scu, *, color=False) -> PrintJob:
+    scu = print_scu(port, color=color)
+    scu.create_session(FilmSessionLabel="GATEWAY TEST", NumberOfCopies=2, MediumType="PAPER")
+    first, _, _ = scu.create_film_box("ROW\\2,3", size="10INX12IN", orientation="LANDSCAPE", BorderDensity="WHITE",
+                                      MagnificationType="REPLICATE", Trim="YES")
+    for position in range(1, 6):
+        item = color_item((40 * position, 255 - 40 * position, 7)) if color else gray_item(40 * position)
+        attrs = {"Polarity": "REVERSE"} if position == 3 else {}
+        assert scu.set_image(first, position, item, **attrs).Status == 0x0000
+    second, _, _ = scu.create_film_box("STANDARD\\1,2", EmptyImageDensity="WHITE")
+    item = color_item((9, 99, 199)) if color else gray_item(123, bits=12)
+    assert scu.set_image(second, 2, item).Status == 0x0000  # position 1 stays empty
+    assert scu.print_session()[0].Status == 0x0000
+    scu.release()
+    return PrintJob.objects.get(calling_aet="MODALITY")
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_reprint_to_printer_rebuilds_the_same_films(two_printers, print_scu, color):
+    gateway, node = two_printers
+    original = print_two_films(gateway, print_scu, color=color)
+    job = print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False)
+    job = job_execute(job_id=job.pk)
+    assert job.state == JobState.SUCCESS, job.errors
+    assert (job.result["films"], job.result["images"], job.result["printer"]) == (2, 6, "PRINTSCP")
+    assert (job.progress_done, job.progress_total) == (2, 2)
+
+    received = PrintJob.objects.get(calling_aet="GATEWAY")
+    assert received.status == "DONE" and received.is_color == color
+    assert (received.number_of_copies, received.medium_type, received.film_session_label) == (2, "PAPER",
+                                                                                              "GATEWAY TEST")
+    sent_films, got_films = list(original.films.order_by("film_number")), list(received.films.order_by("film_number"))
+    assert len(got_films) == 2
+    for sent, got in zip(sent_films, got_films):
+        assert (got.image_display_format, got.film_size_id, got.film_orientation) == (
+            sent.image_display_format, sent.film_size_id, sent.film_orientation)
+        for keyword in ("20100100", "20100060", "20100140", "20100110"):  # border, magnification, trim, empty
+            assert got.film_box.get(keyword) == sent.film_box.get(keyword)
+        assert [(b["position"], bool(b["pixel_file"])) for b in got.image_boxes] == [
+            (b["position"], bool(b["pixel_file"])) for b in sent.image_boxes]
+        for sent_box, got_box in zip(sent.image_boxes, got.image_boxes):
+            assert sent_box["attributes"].get("20200020") == got_box["attributes"].get("20200020")  # polarity
+            if sent_box["pixel_file"]:
+                a = dcmread(files.absolute_path(sent_box["pixel_file"]), force=True)
+                b = dcmread(files.absolute_path(got_box["pixel_file"]), force=True)
+                assert bytes(a.PixelData) == bytes(b.PixelData)
+        assert np.array_equal(film_pixels(sent), film_pixels(got))  # same layout, same film
+
+
+def test_forward_rule_queues_a_print_forward_job_per_print(two_printers, print_scu):
+    gateway, node = two_printers
+    PrintForwardRule.objects.create(calling_aet="MODALITY", printer=node)
+    PrintForwardRule.objects.create(calling_aet="OTHER", printer=node)
+    original = print_two_films(gateway, print_scu)
+    job = Job.objects.get(kind="print-forward")
+    assert job.params == {"print_job_id": original.pk, "node_id": node.pk,
+                          "film_ids": list(original.films.order_by("film_number").values_list("pk", flat=True))}
+    assert job_execute(job_id=job.pk).state == JobState.SUCCESS
+    received = PrintJob.objects.get(calling_aet="GATEWAY")
+    assert received.number_of_films == 2 and received.status == "DONE"
+    # The gateway's own forward arrives from GATEWAY: no rule matches it, so no loop.
+    assert Job.objects.filter(kind="print-forward").count() == 1
+
+
+def test_forward_to_unreachable_printer_fails_with_reason_and_retries(two_printers, print_scu, unused_port):
+    gateway, node = two_printers
+    original = print_two_films(gateway, print_scu)
+    node.port = unused_port
+    node.save()
+    job = print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False)
+    job = job_execute(job_id=job.pk)
+    assert job.state == JobState.RETRYING and "rejected or failed" in job.errors[-1]
+    assert job.next_attempt_at is not None
+
+
+def test_forward_refused_by_printer_is_a_job_failure(two_printers, print_scu):
+    gateway, node = two_printers
+    original = print_two_films(gateway, print_scu)
+    film = original.films.order_by("film_number").first()
+    film.image_display_format = "SLIDE"  # the printer answers 0x0106 to this film box
+    film.save()
+    job = print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False)
+    Job.objects.filter(pk=job.pk).update(max_attempts=1)
+    job = job_execute(job_id=job.pk)
+    assert job.state == JobState.FAILURE
+    assert "Film Box N-CREATE failed with status 0x0106: Image Display Format" in job.errors[-1]
+    received = PrintJob.objects.get(calling_aet="GATEWAY")
+    assert received.status == "FAILURE" and "SLIDE" in received.failure_reason
+
+
+def test_forward_only_to_enabled_printer_nodes(two_printers, print_scu):
+    gateway, node = two_printers
+    original = print_two_films(gateway, print_scu)
+    node.is_printer = False
+    node.save()
+    with pytest.raises(ForwardError):
+        print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False)
+    assert not Job.objects.exists()
