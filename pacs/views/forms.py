@@ -124,3 +124,36 @@ class LogFilterForm(forms.Form):
     def __init__(self, *args, services: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].choices = [(s, s) for s in services]
+
+
+class StudyEditForm(forms.Form):
+    """Demographics of one study; field names are the DICOM keywords the service takes."""
+
+    PatientName = forms.CharField(max_length=324, required=False, label=_("Patient name"),
+                                  help_text=_("DICOM form: FAMILY^GIVEN, groups separated by ="))
+    PatientID = forms.CharField(max_length=64, required=False, label=_("Patient ID"))
+    PatientBirthDate = forms.DateField(required=False, label=_("Birth date"),
+                                       widget=forms.DateInput(attrs={"type": "date"}))
+    PatientSex = forms.ChoiceField(required=False, label=_("Sex"),
+                                   choices=[("", "—"), ("M", "M"), ("F", "F"), ("O", "O")])
+    AccessionNumber = forms.CharField(max_length=16, required=False, label=_("Accession"))
+    StudyDescription = forms.CharField(max_length=64, required=False, label=_("Description"))
+    ReferringPhysicianName = forms.CharField(max_length=324, required=False, label=_("Referring physician"))
+    StudyID = forms.CharField(max_length=16, required=False, label=_("Study ID"))
+
+    @staticmethod
+    def initial_for(study) -> dict:
+        return {
+            "PatientName": study.patient.patient_name, "PatientID": study.patient.patient_id,
+            "PatientBirthDate": study.patient.patient_birth_date, "PatientSex": study.patient.patient_sex,
+            "AccessionNumber": study.accession_number, "StudyDescription": study.study_description,
+            "ReferringPhysicianName": study.referring_physician_name, "StudyID": study.study_id,
+        }
+
+    def changes(self) -> dict[str, str]:
+        """Only the fields the user changed, as DICOM strings (dates YYYYMMDD)."""
+        result = {}
+        for name in self.changed_data:
+            value = self.cleaned_data[name]
+            result[name] = value.strftime("%Y%m%d") if hasattr(value, "strftime") else (value or "")
+        return result

@@ -7,6 +7,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpResponse, HttpResponseRedirect
@@ -238,9 +239,7 @@ class WeasisLaunchView(PageMixin, View):
             reverse("weasis-manifest", args=[study.study_instance_uid]) + "?token=" + quote(token)
         )
         command = f'$dicom:get -w "{manifest}"'
-        response = HttpResponseRedirect("weasis://" + quote(command, safe=""))
-        response.allowed_schemes = ["weasis"]
-        return response
+        return _SchemeRedirect("weasis://" + quote(command, safe=""), scheme="weasis")
 
 
 class ExternalViewerView(PageMixin, View):
@@ -259,9 +258,7 @@ class ExternalViewerView(PageMixin, View):
             PatientID=quote(study.patient.patient_id),
             base=request.build_absolute_uri("/").rstrip("/"),
         )
-        response = HttpResponseRedirect(url)
-        response.allowed_schemes = [urlsplit(url).scheme or "http"]
-        return response
+        return _SchemeRedirect(url, scheme=urlsplit(url).scheme or "http")
 
 
 _COLUMNS = [
@@ -295,6 +292,14 @@ def _columns(sort: str) -> list[dict]:
     return columns
 
 
+class _SchemeRedirect(HttpResponseRedirect):
+    """A redirect to a viewer's own URL scheme (``weasis://``, ``radiant://``), which Django refuses by default."""
+
+    def __init__(self, url: str, *, scheme: str) -> None:
+        self.allowed_schemes = [scheme]
+        super().__init__(url)
+
+
 def _ohif_installed() -> bool:
     return (settings.PACS_OHIF_DIR / "index.html").is_file()
 
@@ -315,7 +320,7 @@ class StudySendView(PageMixin, View):
         try:
             job = job_create(
                 kind="send",
-                params={"study_instance_uids": uids, "node_id": node.pk, "ae_title": node.ae_title},
+                params={"node": node.ae_title, "study_instance_uids": uids},
                 description=_("Send %(n)d study(ies) to %(aet)s") % {"n": len(uids), "aet": node.ae_title},
                 user=request.user,
             )
@@ -368,3 +373,75 @@ class InstanceTagsView(PageMixin, TemplateView):
             else:
                 text = str(element.value if element.VM != 0 else "")
                 row["value"] = text if len(text) <= self.MAX_VALUE_CHARS else text[: self.MAX_VALUE_CHARS] + "…"
+
+
+
+class StudyDownloadView(PageMixin, View):
+    """The study as a zip (``?dicomdir=1``: a DICOMDIR file-set), streamed while it is built."""
+
+    def get(self, request, study_uid: str):
+        from django.http import StreamingHttpResponse
+
+        from pacs import selectors
+        from pacs.services.studies import archive_stream
+
+        study = _study_or_404(study_uid)
+        rows = selectors.download_rows(study_id=study.pk)
+        if not rows:
+            raise Http404("Nothing to download")
+        response = StreamingHttpResponse(
+            archive_stream(instance_rows=rows, dicomdir=request.GET.get("dicomdir") == "1"),
+            content_type="application/zip",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{study.study_instance_uid}.zip"'
+        return response
+
+
+class StudyEditView(PageMixin, PermissionRequiredMixin, TemplateView):
+    """Edit patient/study demographics; written into the files and the index by the service."""
+
+    template_name = "pacs/study_edit.html"
+    permission_required = "pacs.change_study"
+    nav = "studies"
+
+    def get_context_data(self, **kwargs):
+        from pacs.views.forms import StudyEditForm
+
+        context = super().get_context_data(**kwargs)
+        study = _study_or_404(kwargs["study_uid"])
+        context["study"] = study
+        context["form"] = kwargs.get("form") or StudyEditForm(initial=StudyEditForm.initial_for(study))
+        return context
+
+    def post(self, request, study_uid: str):
+        from pacs.exceptions import PacsError
+        from pacs.services.studies import study_demographics_update
+        from pacs.views.forms import StudyEditForm
+
+        study = _study_or_404(study_uid)
+        form = StudyEditForm(request.POST, initial=StudyEditForm.initial_for(study))
+        if form.is_valid():
+            try:
+                study_demographics_update(study_id=study.pk, changes=form.changes())
+            except PacsError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, _("Study updated (index and files)."))
+                return redirect(reverse("study-list") + "?accession=" + (form.cleaned_data["AccessionNumber"] or ""))
+        return self.render_to_response(self.get_context_data(study_uid=study_uid, form=form), status=400)
+
+
+class StudyDeleteView(PageMixin, PermissionRequiredMixin, View):
+    """POST (after a confirmation dialog): delete the study, its rows and its files."""
+
+    permission_required = "pacs.delete_study"
+
+    def post(self, request, study_uid: str):
+        from pacs.services.studies import study_delete
+
+        study = _study_or_404(study_uid)
+        result = study_delete(study_id=study.pk)
+        logger.info("study deleted via web user=%s study_instance_uid=%s instances=%s",
+                    request.user.get_username(), study.study_instance_uid, result.get("instances"))
+        messages.success(request, _("Study deleted: %(n)s instance(s).") % {"n": result.get("instances", 0)})
+        return redirect(reverse("study-list"))
