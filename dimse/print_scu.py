@@ -115,14 +115,26 @@ def film_session_print(
         if assoc.is_established:
             assoc.release()
     seconds = time.perf_counter() - started
-    logger.info("print forwarded called_aet=%s host=%s films=%d images=%d ms=%d", called_aet, host, len(films),
-                images, seconds * 1000)
-    return {"films": len(films), "images": images, "printer_status": printer_status,
-            "print_job_uids": print_job_uids, "seconds": round(seconds, 3)}
+    logger.info(
+        "print forwarded called_aet=%s host=%s films=%d images=%d ms=%d",
+        called_aet,
+        host,
+        len(films),
+        images,
+        seconds * 1000,
+    )
+    return {
+        "films": len(films),
+        "images": images,
+        "printer_status": printer_status,
+        "print_job_uids": print_job_uids,
+        "seconds": round(seconds, 3),
+    }
 
 
-def _film_print(assoc, meta, session_uid: str, film: FilmToPrint, lut_accepted: bool, print_job_uids: list[str],
-                number: int) -> int:
+def _film_print(
+    assoc, meta, session_uid: str, film: FilmToPrint, lut_accepted: bool, print_job_uids: list[str], number: int
+) -> int:
     film_box = Dataset()
     for elem in film.film_box:
         film_box.add(elem)

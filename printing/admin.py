@@ -10,8 +10,16 @@ from printing.services.print_jobs import print_job_delete
 
 class FilmInline(admin.TabularInline):
     model = Film
-    fields = ["film_number", "image_display_format", "film_size_id", "film_orientation", "number_of_images",
-              "rows", "columns", "sop_instance_uid"]
+    fields = [
+        "film_number",
+        "image_display_format",
+        "film_size_id",
+        "film_orientation",
+        "number_of_images",
+        "rows",
+        "columns",
+        "sop_instance_uid",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -23,8 +31,16 @@ class FilmInline(admin.TabularInline):
 
 @admin.register(PrintJob)
 class PrintJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "calling_aet", "status", "number_of_films", "number_of_images",
-                    "film_session_label", "failure_reason"]
+    list_display = [
+        "id",
+        "created_at",
+        "calling_aet",
+        "status",
+        "number_of_films",
+        "number_of_images",
+        "film_session_label",
+        "failure_reason",
+    ]
     list_filter = ["status", "calling_aet"]
     search_fields = ["calling_aet", "film_session_label", "film_session_uid"]
     date_hierarchy = "created_at"

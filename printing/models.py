@@ -158,9 +158,7 @@ class Film(models.Model):
     columns = models.PositiveIntegerField()
     preview_file = models.CharField(max_length=255, help_text="PNG preview, relative to the print folder.")
     sop_instance_uid = models.CharField(max_length=64, help_text="Secondary Capture instance in the archive.")
-    instance = models.ForeignKey(
-        to="pacs.Instance", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    instance = models.ForeignKey(to="pacs.Instance", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

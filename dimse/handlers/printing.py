@@ -21,8 +21,8 @@ from pynetdicom import evt
 from dimse.db import db_release, uses_db
 from dimse.statuses import NO_SUCH_ACTION, NO_SUCH_SOP_CLASS, SUCCESS, UNRECOGNISED_OPERATION
 from printing.exceptions import PrintError
-from printing.services import films, sessions
-from printing.services.sessions import (
+from printing.services import films, printer, sessions
+from printing.services.context import (
     BASIC_COLOR_IMAGE_BOX,
     BASIC_FILM_BOX,
     BASIC_FILM_SESSION,
@@ -102,7 +102,7 @@ def handle_n_get(event) -> tuple[int | Dataset, Dataset | None]:
     request = event.request
     try:
         if request.RequestedSOPClassUID == PRINTER:
-            return SUCCESS, sessions.printer_get(
+            return SUCCESS, printer.printer_get(
                 sop_instance_uid=request.RequestedSOPInstanceUID, identifiers=_identifiers(request)
             )
         if request.RequestedSOPClassUID == PRINT_JOB:
@@ -131,7 +131,7 @@ def handle_n_create(event) -> tuple[int | Dataset, Dataset | None]:
                 context=context, sop_instance_uid=uid, attributes=event.attribute_list
             )
         elif class_uid == PRESENTATION_LUT:
-            uid_out, reply = sessions.presentation_lut_create(
+            uid_out, reply = printer.presentation_lut_create(
                 context=context, sop_instance_uid=uid, attributes=event.attribute_list
             )
         else:
@@ -155,10 +155,14 @@ def handle_n_set(event) -> tuple[int | Dataset, Dataset | None]:
                 context=context, sop_instance_uid=uid, modifications=event.modification_list
             )
         elif class_uid == BASIC_FILM_BOX:
-            reply = sessions.film_box_update(context=context, sop_instance_uid=uid, modifications=event.modification_list)
+            reply = sessions.film_box_update(
+                context=context, sop_instance_uid=uid, modifications=event.modification_list
+            )
         elif class_uid in (BASIC_GRAYSCALE_IMAGE_BOX, BASIC_COLOR_IMAGE_BOX):
             reply = sessions.image_box_set(
-                context=context, sop_class_uid=class_uid, sop_instance_uid=uid,
+                context=context,
+                sop_class_uid=class_uid,
+                sop_instance_uid=uid,
                 modifications=event.modification_list,
                 little_endian=event.context.transfer_syntax[0] != ExplicitVRBigEndian,
             )
@@ -201,7 +205,7 @@ def handle_n_delete(event) -> int | Dataset:
         elif class_uid == BASIC_FILM_BOX:
             sessions.film_box_delete(context=context, sop_instance_uid=uid)
         elif class_uid == PRESENTATION_LUT:
-            sessions.presentation_lut_delete(context=context, sop_instance_uid=uid)
+            printer.presentation_lut_delete(context=context, sop_instance_uid=uid)
         else:
             return _failure(NO_SUCH_SOP_CLASS, f"N-DELETE not supported for {class_uid}")
     except PrintError as exc:

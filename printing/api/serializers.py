@@ -15,8 +15,17 @@ class FilmSerializer(serializers.ModelSerializer):
     class Meta:
         model = Film
         fields = [
-            "film_number", "image_display_format", "film_size_id", "film_orientation", "rows", "columns",
-            "number_of_images", "sop_instance_uid", "created_at", "preview_url", "dicom_url",
+            "film_number",
+            "image_display_format",
+            "film_size_id",
+            "film_orientation",
+            "rows",
+            "columns",
+            "number_of_images",
+            "sop_instance_uid",
+            "created_at",
+            "preview_url",
+            "dicom_url",
         ]
         read_only_fields = fields
 
@@ -29,8 +38,14 @@ class FilmSerializer(serializers.ModelSerializer):
 
 class FilmDetailSerializer(FilmSerializer):
     class Meta(FilmSerializer.Meta):
-        fields = [*FilmSerializer.Meta.fields, "film_box_uid", "print_job_sop_instance_uid", "film_box",
-                  "image_boxes", "presentation_lut"]
+        fields = [
+            *FilmSerializer.Meta.fields,
+            "film_box_uid",
+            "print_job_sop_instance_uid",
+            "film_box",
+            "image_boxes",
+            "presentation_lut",
+        ]
         read_only_fields = fields
 
 
@@ -40,10 +55,26 @@ class PrintJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = PrintJob
         fields = [
-            "id", "film_session_uid", "calling_aet", "called_aet", "peer_address", "status", "failure_reason",
-            "is_color", "number_of_copies", "print_priority", "medium_type", "film_destination",
-            "film_session_label", "number_of_films", "number_of_images", "study_instance_uid", "created_at",
-            "printed_at", "session_closed_at", "films",
+            "id",
+            "film_session_uid",
+            "calling_aet",
+            "called_aet",
+            "peer_address",
+            "status",
+            "failure_reason",
+            "is_color",
+            "number_of_copies",
+            "print_priority",
+            "medium_type",
+            "film_destination",
+            "film_session_label",
+            "number_of_films",
+            "number_of_images",
+            "study_instance_uid",
+            "created_at",
+            "printed_at",
+            "session_closed_at",
+            "films",
         ]
         read_only_fields = fields
 
@@ -59,6 +90,8 @@ class PrintJobDetailSerializer(PrintJobSerializer):
 class ReprintSerializer(serializers.Serializer):
     node = serializers.IntegerField(help_text="Remote node (a printer) to print on.")
     films = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, default=list,
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        default=list,
         help_text="Film numbers to send; default every film.",
     )

@@ -44,8 +44,9 @@ def _film_number(request) -> int:
 
 
 @extend_schema(tags=["print"])
-class PrintJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                      viewsets.GenericViewSet):
+class PrintJobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
     """Print jobs received by the print listener: films, previews, the archived DICOM film, re-print."""
 
     permission_classes = [ModelPermissions]
@@ -76,7 +77,9 @@ class PrintJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             handle = open(files.absolute_path(film.preview_file), "rb")  # noqa: SIM115 - FileResponse closes it
         except OSError as exc:
             raise NotFound("The film preview is missing") from exc
-        return FileResponse(handle, content_type="image/png", filename=f"print-{film.print_job_id}-film-{film.film_number}.png")
+        return FileResponse(
+            handle, content_type="image/png", filename=f"print-{film.print_job_id}-film-{film.film_number}.png"
+        )
 
     @extend_schema(parameters=[FILM_PARAM], responses={(200, "application/dicom"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="dicom", url_name="dicom")
@@ -89,8 +92,9 @@ class PrintJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             handle = open(archive_path(film.instance.file_path), "rb")  # noqa: SIM115
         except OSError as exc:
             raise NotFound("The film's file is missing from the archive") from exc
-        return FileResponse(handle, content_type="application/dicom", as_attachment=True,
-                            filename=f"{film.sop_instance_uid}.dcm")
+        return FileResponse(
+            handle, content_type="application/dicom", as_attachment=True, filename=f"{film.sop_instance_uid}.dcm"
+        )
 
     @extend_schema(request=s.ReprintSerializer, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])
@@ -108,8 +112,9 @@ class PrintJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
             if len(film_ids) != len(set(numbers)):
                 raise ValidationError({"films": ["no such film number in this print job"]})
         try:
-            forward = print_job_forward(print_job_id=job.pk, node_id=data.validated_data["node"], film_ids=film_ids,
-                                        user=request.user)
+            forward = print_job_forward(
+                print_job_id=job.pk, node_id=data.validated_data["node"], film_ids=film_ids, user=request.user
+            )
         except ForwardError as exc:
             raise ValidationError({"node": [exc.message]}) from exc
         return Response(JobSerializer(forward).data, status=status.HTTP_201_CREATED)

@@ -283,8 +283,9 @@ def film_compose(
         if box.image is None:
             continue
         requested = round(box.requested_image_size_mm / 25.4 * dpi) if box.requested_image_size_mm else None
-        pixels = _fit(box.image, rect, magnification=box.magnification_type or magnification_type,
-                      requested_width_px=requested)
+        pixels = _fit(
+            box.image, rect, magnification=box.magnification_type or magnification_type, requested_width_px=requested
+        )
         if box.polarity == Polarity.REVERSE:
             pixels = 1.0 - pixels
         if color and pixels.ndim == 2:

@@ -22,7 +22,7 @@ from PIL import Image
 from pydicom import dcmread, dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.tag import Tag
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from pacs.exceptions import PacsError
 from pacs.services.ingest import IngestOrigin, instance_ingest
@@ -30,16 +30,17 @@ from printing.choices import PrintJobStatus
 from printing.exceptions import NoFilmBoxes, NoSuchObjectInstance, PrintError, PrintProcessingFailure
 from printing.models import Film, FilmBox, ImageBox, PrintJob
 from printing.services import composition, files
-from printing.services.print_jobs import print_job_fail, print_job_printed, print_job_status_set
-from printing.services.sessions import (
+from printing.services.context import (
     PRINT_JOB,
     PrintContext,
-    _dataset,
-    _film_box_get,
-    _records_failure,
-    _session_check,
-    film_box_effective,
+    dataset_from_json,
+    film_box_get,
+    records_failure,
+    session_check,
 )
+from printing.services.print_jobs import print_job_fail, print_job_printed, print_job_status_set
+from printing.services.printer import PRINTER_NAME
+from printing.services.sessions import film_box_effective
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class PrintResult:
         return reply
 
 
-@_records_failure
+@records_failure
 def film_box_print(*, context: PrintContext, sop_instance_uid: str) -> PrintResult:
     """N-ACTION Print of one Basic Film Box (PS3.4 H.4.2.2.3).
 
@@ -76,11 +77,11 @@ def film_box_print(*, context: PrintContext, sop_instance_uid: str) -> PrintResu
     PrintProcessingFailure
         0x0110: the film could not be composed or archived.
     """
-    box = _film_box_get(context, sop_instance_uid)
+    box = film_box_get(context, sop_instance_uid)
     return _print(context, [box], EMPTY_FILM_BOX)
 
 
-@_records_failure
+@records_failure
 def film_session_print(*, context: PrintContext, sop_instance_uid: str) -> PrintResult:
     """N-ACTION Print of a Basic Film Session: every film box, in creation order (PS3.4 H.4.1.2.3).
 
@@ -89,7 +90,7 @@ def film_session_print(*, context: PrintContext, sop_instance_uid: str) -> Print
     NoFilmBoxes
         0xC600: the session has no film box.
     """
-    job = _session_check(context, sop_instance_uid)
+    job = session_check(context, sop_instance_uid)
     boxes = list(FilmBox.objects.filter(print_job=job).order_by("id"))
     if not boxes:
         raise NoFilmBoxes("Film Session has no Film Box to print")
@@ -123,8 +124,9 @@ def _print(context: PrintContext, boxes: list[FilmBox], empty_warning: int) -> P
         print_job_fail(job_id=job_id, reason=f"Film composition failed: {exc.__class__.__name__}: {exc}")
         raise
     print_job_printed(job_id=job_id, films=result.films)
-    logger.info("printed print_job=%s films=%d print_job_uid=%s", job_id, len(result.films),
-                result.print_job_sop_instance_uid)
+    logger.info(
+        "printed print_job=%s films=%d print_job_uid=%s", job_id, len(result.films), result.print_job_sop_instance_uid
+    )
     return result
 
 
@@ -140,7 +142,7 @@ def _archive_uids(job_id: int) -> PrintJob:
 
 def image_box_render(image_box: dict, *, color: bool) -> composition.ImageBoxRender:
     """Composer input for an image box snapshot (received pixels read back from the print folder)."""
-    attributes = _dataset(image_box["attributes"])
+    attributes = dataset_from_json(image_box["attributes"])
     image = None
     if image_box["pixel_file"]:
         item = dcmread(files.absolute_path(image_box["pixel_file"]), force=True)
@@ -155,8 +157,16 @@ def image_box_render(image_box: dict, *, color: bool) -> composition.ImageBoxRen
     )
 
 
-def film_render(*, film_box: dict, image_display_format: str, film_size_id: str, film_orientation: str,
-                image_boxes: list[dict], color: bool, dpi: int) -> np.ndarray:
+def film_render(
+    *,
+    film_box: dict,
+    image_display_format: str,
+    film_size_id: str,
+    film_orientation: str,
+    image_boxes: list[dict],
+    color: bool,
+    dpi: int,
+) -> np.ndarray:
     """Compose a film from its snapshot (film box DICOM JSON + image box snapshots)."""
     effective = film_box_effective(film_box)
     return composition.film_compose(
@@ -175,31 +185,43 @@ def film_render(*, film_box: dict, image_display_format: str, film_size_id: str,
     )
 
 
-def _film_make(context: PrintContext, job: PrintJob, box: FilmBox, image_boxes: list[ImageBox], number: int,
-               print_job_uid: str) -> Film:
+def _film_make(
+    context: PrintContext, job: PrintJob, box: FilmBox, image_boxes: list[ImageBox], number: int, print_job_uid: str
+) -> Film:
     snapshot = [
-        {"position": ib.image_box_position, "sop_class_uid": ib.sop_class_uid, "attributes": ib.attributes,
-         "pixel_file": ib.pixel_file}
+        {
+            "position": ib.image_box_position,
+            "sop_class_uid": ib.sop_class_uid,
+            "attributes": ib.attributes,
+            "pixel_file": ib.pixel_file,
+        }
         for ib in image_boxes
     ]
     color = job.is_color
     dpi = settings.PACS_PRINT_DPI
-    pixels = film_render(film_box=box.attributes, image_display_format=box.image_display_format,
-                         film_size_id=box.film_size_id, film_orientation=box.film_orientation,
-                         image_boxes=snapshot, color=color, dpi=dpi)
+    pixels = film_render(
+        film_box=box.attributes,
+        image_display_format=box.image_display_format,
+        film_size_id=box.film_size_id,
+        film_orientation=box.film_orientation,
+        image_boxes=snapshot,
+        color=color,
+        dpi=dpi,
+    )
     sop_instance_uid = generate_uid()
     data = _secondary_capture(job, box, pixels, number, sop_instance_uid, dpi)
     ingested = instance_ingest(
         source=data,
-        origin=IngestOrigin(source="print", calling_aet=job.calling_aet, called_aet=job.called_aet,
-                            peer_address=job.peer_address),
+        origin=IngestOrigin(
+            source="print", calling_aet=job.calling_aet, called_aet=job.called_aet, peer_address=job.peer_address
+        ),
     )
     preview = f"{files.job_folder_relative(job.pk)}/films/film-{number}.png"
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="RGB" if color else "L").save(buffer, format="PNG", optimize=False)
     files.file_write(preview, buffer.getvalue())
     lut_uid = ""
-    references = _dataset(box.attributes).get("ReferencedPresentationLUTSequence")
+    references = dataset_from_json(box.attributes).get("ReferencedPresentationLUTSequence")
     if references:
         lut_uid = str(references[0].get("ReferencedSOPInstanceUID", ""))
     film = Film.objects.create(
@@ -220,14 +242,22 @@ def _film_make(context: PrintContext, job: PrintJob, box: FilmBox, image_boxes: 
         sop_instance_uid=sop_instance_uid,
         instance_id=ingested.instance_id,
     )
-    logger.info("film composed print_job=%s film=%d format=%s size=%s rows=%d columns=%d sop_instance_uid=%s",
-                job.pk, number, box.image_display_format, box.film_size_id, film.rows, film.columns,
-                sop_instance_uid)
+    logger.info(
+        "film composed print_job=%s film=%d format=%s size=%s rows=%d columns=%d sop_instance_uid=%s",
+        job.pk,
+        number,
+        box.image_display_format,
+        box.film_size_id,
+        film.rows,
+        film.columns,
+        sop_instance_uid,
+    )
     return film
 
 
-def _secondary_capture(job: PrintJob, box: FilmBox, pixels: np.ndarray, number: int, sop_instance_uid: str,
-                       dpi: int) -> bytes:
+def _secondary_capture(
+    job: PrintJob, box: FilmBox, pixels: np.ndarray, number: int, sop_instance_uid: str, dpi: int
+) -> bytes:
     """The composed film as a Secondary Capture Image (PS3.3 A.8.1), Part 10 bytes."""
     created = timezone.localtime(job.created_at)
     now = timezone.localtime()
@@ -244,8 +274,9 @@ def _secondary_capture(job: PrintJob, box: FilmBox, pixels: np.ndarray, number: 
     ds.StudyID = str(job.pk)
     ds.AccessionNumber = ""
     ds.ReferringPhysicianName = ""
-    ds.StudyDescription = (f"Print from {job.calling_aet}" + (f": {job.film_session_label}"
-                                                              if job.film_session_label else ""))[:64]
+    ds.StudyDescription = (
+        f"Print from {job.calling_aet}" + (f": {job.film_session_label}" if job.film_session_label else "")
+    )[:64]
     ds.Modality = "OT"
     ds.ConversionType = "WSD"
     ds.SeriesNumber = 1
@@ -306,7 +337,7 @@ def print_job_get(*, sop_instance_uid: str, identifiers: list[int] | None = None
     ds.PrintPriority = job.print_priority or "MED"
     ds.CreationDate = created.strftime("%Y%m%d")
     ds.CreationTime = created.strftime("%H%M%S")
-    ds.PrinterName = "PACS film composer"
+    ds.PrinterName = PRINTER_NAME
     ds.Originator = job.calling_aet
     if identifiers:
         wanted = {Tag(tag) for tag in identifiers}

@@ -20,17 +20,21 @@ from pacs.models import Job
 from pacs.services.jobs import JobFailed, JobProgress
 from printing.models import Film, PrintJob
 from printing.services import files
-from printing.services.sessions import IMAGE_SEQUENCE, _dataset
+from printing.services.context import IMAGE_SEQUENCE, dataset_from_json
 
 logger = logging.getLogger(__name__)
 
 # Per-association references are rebuilt by the SCU for the printer's own instances.
-_NOT_FORWARDED = {"ReferencedPresentationLUTSequence", "ReferencedFilmSessionSequence",
-                  "ReferencedImageBoxSequence", "ReferencedBasicAnnotationBoxSequence"}
+_NOT_FORWARDED = {
+    "ReferencedPresentationLUTSequence",
+    "ReferencedFilmSessionSequence",
+    "ReferencedImageBoxSequence",
+    "ReferencedBasicAnnotationBoxSequence",
+}
 
 
 def _without_references(data: dict) -> Dataset:
-    ds = _dataset(data)
+    ds = dataset_from_json(data)
     for keyword in _NOT_FORWARDED:
         if keyword in ds:
             del ds[keyword]
@@ -55,7 +59,7 @@ def film_to_print(film: Film) -> FilmToPrint:
     film_box.ImageDisplayFormat = film.image_display_format
     film_box.FilmOrientation = film.film_orientation
     film_box.FilmSizeID = film.film_size_id
-    lut = _dataset(film.presentation_lut) if film.presentation_lut else None
+    lut = dataset_from_json(film.presentation_lut) if film.presentation_lut else None
     return FilmToPrint(film_box=film_box, image_boxes=image_boxes, presentation_lut=lut)
 
 
@@ -86,8 +90,13 @@ def print_forward_run(job: Job, progress: JobProgress) -> dict:
     session = _without_references(print_job.attributes)
     try:
         result = film_session_print(
-            host=node.host, port=node.port, called_aet=node.ae_title, calling_aet=_calling_aet(node),
-            color=print_job.is_color, session=session, films=to_print,
+            host=node.host,
+            port=node.port,
+            called_aet=node.ae_title,
+            calling_aet=_calling_aet(node),
+            color=print_job.is_color,
+            session=session,
+            films=to_print,
             on_film=lambda done: progress.update(done=done),
         )
     except PrintScuError as exc:

@@ -80,9 +80,11 @@ def print_job_printed(*, job_id: int, films: list[Film], complete: bool = True) 
     if not complete:
         return []
     job = PrintJob.objects.get(pk=job_id)
-    rules = PrintForwardRule.objects.filter(enabled=True, printer__enabled=True, printer__is_printer=True).filter(
-        calling_aet__in=[job.calling_aet, "*"]
-    ).select_related("printer")
+    rules = (
+        PrintForwardRule.objects.filter(enabled=True, printer__enabled=True, printer__is_printer=True)
+        .filter(calling_aet__in=[job.calling_aet, "*"])
+        .select_related("printer")
+    )
     forwards = []
     for rule in rules:
         forwards.append(

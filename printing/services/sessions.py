@@ -1,33 +1,29 @@
-"""Print SCP state: film sessions, film boxes, image boxes, presentation LUTs (PS3.4 Annex H).
+"""Print SCP state: film sessions, film boxes and image boxes (PS3.4 H.4.1-H.4.3).
 
 One service per DIMSE operation of the Basic Grayscale/Color Print Management
 Meta SOP Classes; the handlers in ``dimse/handlers/printing.py`` only translate.
-Services take and return pydicom ``Dataset``\\ s and a :class:`PrintContext`
-(the per-association state: PS3.4 H.4.1 allows one film session per
-association).  Every :class:`~printing.exceptions.PrintError` raised while a
-print job exists is recorded on it (status FAILURE with the reason) before it
-propagates to the handler, which answers its status and Error Comment.
+Services take and return pydicom ``Dataset`` objects and a
+:class:`~printing.services.context.PrintContext`.  Every
+:class:`~printing.exceptions.PrintError` raised while a print job exists is
+recorded on it (status FAILURE with the reason) before it propagates to the
+handler, which answers its status and Error Comment.  Printing (N-ACTION) is
+in :mod:`printing.services.films`, the printer and LUTs in
+:mod:`printing.services.printer`.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
 
 from django.db import transaction
 from django.utils import timezone
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
-from pacs.storage import uid_is_valid
-from printing.choices import FilmOrientation, MagnificationType, Polarity, PrintJobStatus
+from printing.choices import FilmOrientation, MagnificationType, Polarity
 from printing.exceptions import (
     ClassInstanceConflict,
     DuplicateSOPInstance,
@@ -35,163 +31,78 @@ from printing.exceptions import (
     MissingAttribute,
     NoSuchAttribute,
     NoSuchObjectInstance,
-    PrintError,
 )
 from printing.models import FilmBox, ImageBox, PrintJob
 from printing.services import composition, files
-from printing.services.print_jobs import print_job_fail, print_job_session_close
+from printing.services.context import (
+    BASIC_COLOR_IMAGE_BOX,
+    BASIC_FILM_SESSION,
+    BASIC_GRAYSCALE_IMAGE_BOX,
+    IMAGE_BOX_CLASS,
+    IMAGE_SEQUENCE,
+    PrintContext,
+    attribute_text,
+    dataset_from_json,
+    film_box_get,
+    json_without_references,
+    lut_reference,
+    records_failure,
+    session_check,
+    uid_checked,
+)
+from printing.services.print_jobs import print_job_session_close
 
 logger = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable)
-
-# SOP classes (PS3.4 H.3, H.5)
-BASIC_FILM_SESSION = "1.2.840.10008.5.1.1.1"
-BASIC_FILM_BOX = "1.2.840.10008.5.1.1.2"
-BASIC_GRAYSCALE_IMAGE_BOX = "1.2.840.10008.5.1.1.4"
-BASIC_COLOR_IMAGE_BOX = "1.2.840.10008.5.1.1.4.1"
-PRINT_JOB = "1.2.840.10008.5.1.1.14"
-BASIC_ANNOTATION_BOX = "1.2.840.10008.5.1.1.15"
-PRINTER = "1.2.840.10008.5.1.1.16"
-PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
-PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
-GRAYSCALE_META = "1.2.840.10008.5.1.1.9"
-COLOR_META = "1.2.840.10008.5.1.1.18"
-IMAGE_BOX_CLASS = {GRAYSCALE_META: BASIC_GRAYSCALE_IMAGE_BOX, COLOR_META: BASIC_COLOR_IMAGE_BOX}
-IMAGE_SEQUENCE = {BASIC_GRAYSCALE_IMAGE_BOX: "BasicGrayscaleImageSequence", BASIC_COLOR_IMAGE_BOX: "BasicColorImageSequence"}
-
+# Film box values in effect when the SCU does not send them (printer defaults, PS3.3 C.13.3).
+FILM_BOX_DEFAULTS = {
+    "MagnificationType": composition.DEFAULT_MAGNIFICATION,
+    "BorderDensity": composition.DEFAULT_BORDER_DENSITY,
+    "EmptyImageDensity": composition.DEFAULT_EMPTY_IMAGE_DENSITY,
+    "MinDensity": composition.DEFAULT_MIN_DENSITY,
+    "MaxDensity": composition.DEFAULT_MAX_DENSITY,
+    "Trim": "NO",
+}
 # Attributes an SCU may N-SET (PS3.4 H.4.1.2.2, H.4.2.2.2, H.4.3.1.2.1, H.4.3.2.2.1).
 FILM_SESSION_SETTABLE = {
-    "NumberOfCopies", "PrintPriority", "MediumType", "FilmDestination", "FilmSessionLabel", "MemoryAllocation",
-    "OwnerID", "ReferencedPresentationLUTSequence", "Illumination", "ReflectedAmbientLight",
+    "NumberOfCopies",
+    "PrintPriority",
+    "MediumType",
+    "FilmDestination",
+    "FilmSessionLabel",
+    "MemoryAllocation",
+    "OwnerID",
+    "ReferencedPresentationLUTSequence",
+    "Illumination",
+    "ReflectedAmbientLight",
 }
 FILM_BOX_SETTABLE = {
-    "MagnificationType", "SmoothingType", "BorderDensity", "EmptyImageDensity", "MinDensity", "MaxDensity",
-    "Trim", "ConfigurationInformation", "Illumination", "ReflectedAmbientLight",
+    "MagnificationType",
+    "SmoothingType",
+    "BorderDensity",
+    "EmptyImageDensity",
+    "MinDensity",
+    "MaxDensity",
+    "Trim",
+    "ConfigurationInformation",
+    "Illumination",
+    "ReflectedAmbientLight",
     "ReferencedPresentationLUTSequence",
 }
 IMAGE_BOX_SETTABLE = {
-    "ImageBoxPosition", "Polarity", "MagnificationType", "SmoothingType", "MinDensity", "MaxDensity",
-    "ConfigurationInformation", "RequestedImageSize", "RequestedDecimateCropBehavior",
-    "ReferencedPresentationLUTSequence", "BasicGrayscaleImageSequence", "BasicColorImageSequence",
+    "ImageBoxPosition",
+    "Polarity",
+    "MagnificationType",
+    "SmoothingType",
+    "MinDensity",
+    "MaxDensity",
+    "ConfigurationInformation",
+    "RequestedImageSize",
+    "RequestedDecimateCropBehavior",
+    "ReferencedPresentationLUTSequence",
+    "BasicGrayscaleImageSequence",
+    "BasicColorImageSequence",
 }
-_REFERENCES = {"ReferencedFilmSessionSequence", "ReferencedImageBoxSequence", "ReferencedBasicAnnotationBoxSequence"}
-
-
-@dataclass
-class PrintContext:
-    """Per-association state of the Print SCP."""
-
-    calling_aet: str
-    called_aet: str = ""
-    peer_address: str = ""
-    job_id: int | None = None
-    film_session_uid: str = ""
-    meta_sop_class_uid: str = ""
-    # Presentation LUT SOP instances of this association: uid -> DICOM JSON (PS3.4 H.4.9).
-    presentation_luts: dict[str, dict] = field(default_factory=dict)
-
-
-def _records_failure(func: F) -> F:
-    """Mark the session's print job FAILURE with the reason of a PrintError, then re-raise."""
-
-    @functools.wraps(func)
-    def wrapper(*args, context: PrintContext, **kwargs):
-        try:
-            return func(*args, context=context, **kwargs)
-        except PrintError as exc:
-            logger.warning(
-                "print request failed operation=%s calling_aet=%s status=0x%04X reason=%s",
-                func.__name__, context.calling_aet, exc.dicom_status, exc.message,
-            )
-            if context.job_id is not None:
-                print_job_fail(job_id=context.job_id, reason=exc.message)
-            raise
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _uid_checked(value: object, what: str) -> str:
-    text = str(value or "").strip()
-    if not uid_is_valid(text):
-        raise InvalidAttributeValue(f"{what} {text!r} is not a valid UID")
-    return text
-
-
-def _text(ds: Dataset, keyword: str, default: str = "") -> str:
-    value = ds.get(keyword)
-    return default if value in (None, "") else str(value).strip()
-
-
-def _json(ds: Dataset, exclude: set[str] = frozenset()) -> dict:
-    """DICOM JSON of *ds* without the reference sequences and *exclude* keywords."""
-    out = Dataset()
-    for elem in ds:
-        if elem.keyword not in _REFERENCES and elem.keyword not in exclude:
-            out.add(elem)
-    return out.to_json_dict()
-
-
-def _dataset(data: dict) -> Dataset:
-    return Dataset.from_json(data) if data else Dataset()
-
-
-def _session_check(context: PrintContext, sop_instance_uid: str) -> PrintJob:
-    if not context.film_session_uid or sop_instance_uid != context.film_session_uid or context.job_id is None:
-        raise NoSuchObjectInstance(f"No such Film Session on this association: {sop_instance_uid}")
-    return PrintJob.objects.get(pk=context.job_id)
-
-
-def _film_box_get(context: PrintContext, sop_instance_uid: str) -> FilmBox:
-    box = None
-    if context.job_id is not None:
-        box = FilmBox.objects.filter(print_job_id=context.job_id, sop_instance_uid=sop_instance_uid).first()
-    if box is None:
-        raise NoSuchObjectInstance(f"No such Film Box in this film session: {sop_instance_uid}")
-    return box
-
-
-def _lut_reference(context: PrintContext, ds: Dataset) -> str:
-    """The Presentation LUT a Referenced Presentation LUT Sequence names ('' when none)."""
-    sequence = ds.get("ReferencedPresentationLUTSequence")
-    if not sequence:
-        return ""
-    uid = str(sequence[0].get("ReferencedSOPInstanceUID", "")).strip()
-    if uid not in context.presentation_luts:
-        raise InvalidAttributeValue(f"Referenced Presentation LUT not created on this association: {uid}")
-    return uid
-
-
-# --- Printer (PS3.4 H.4.7) --------------------------------------------------------------
-
-
-def printer_get(*, sop_instance_uid: str, identifiers: list[int] | None = None) -> Dataset:
-    """N-GET of the Printer SOP instance: status and identification (PS3.4 H.4.7.2.1).
-
-    Raises
-    ------
-    NoSuchObjectInstance
-        The instance is not the well-known Printer SOP Instance.
-    """
-    if sop_instance_uid != PRINTER_INSTANCE:
-        raise NoSuchObjectInstance(f"Printer SOP Instance must be {PRINTER_INSTANCE}")
-    ds = Dataset()
-    ds.PrinterStatus = "NORMAL"
-    ds.PrinterStatusInfo = "NORMAL"
-    ds.PrinterName = "PACS film composer"
-    ds.Manufacturer = "PACS"
-    ds.ManufacturerModelName = "Print SCP"
-    ds.DeviceSerialNumber = "1"
-    ds.SoftwareVersions = "1"
-    ds.DateOfLastCalibration = "20250101"
-    ds.TimeOfLastCalibration = "000000"
-    if identifiers:
-        wanted = {Tag(tag) for tag in identifiers}
-        for elem in list(ds):
-            if elem.tag not in wanted:
-                del ds[elem.tag]
-    return ds
-
 
 # --- Basic Film Session (PS3.4 H.4.1) --------------------------------------------------------
 
@@ -207,20 +118,22 @@ def _session_values(ds: Dataset) -> dict:
             raise InvalidAttributeValue(f"Number of Copies {ds.NumberOfCopies!r} must be 1-99")
         values["number_of_copies"] = copies
     if "PrintPriority" in ds:
-        priority = _text(ds, "PrintPriority", "MED").upper()
+        priority = attribute_text(ds, "PrintPriority", "MED").upper()
         if priority not in ("HIGH", "MED", "LOW"):
             raise InvalidAttributeValue(f"Print Priority {priority!r} must be HIGH, MED or LOW")
         values["print_priority"] = priority
     for keyword, name, size in (
-        ("MediumType", "medium_type", 16), ("FilmDestination", "film_destination", 16),
-        ("FilmSessionLabel", "film_session_label", 64), ("OwnerID", "owner_id", 64),
+        ("MediumType", "medium_type", 16),
+        ("FilmDestination", "film_destination", 16),
+        ("FilmSessionLabel", "film_session_label", 64),
+        ("OwnerID", "owner_id", 64),
     ):
         if keyword in ds:
-            values[name] = _text(ds, keyword)[:size]
+            values[name] = attribute_text(ds, keyword)[:size]
     return values
 
 
-@_records_failure
+@records_failure
 def film_session_create(
     *, context: PrintContext, meta_sop_class_uid: str, sop_instance_uid: str | None, attributes: Dataset
 ) -> tuple[str, Dataset]:
@@ -239,21 +152,22 @@ def film_session_create(
         raise DuplicateSOPInstance(
             f"A Film Session already exists on this association (PS3.4 H.4.1): {context.film_session_uid}"
         )
-    uid = _uid_checked(sop_instance_uid, "Film Session SOP Instance UID") if sop_instance_uid else generate_uid()
+    uid = uid_checked(sop_instance_uid, "Film Session SOP Instance UID") if sop_instance_uid else generate_uid()
     values = {"number_of_copies": 1, "print_priority": "MED", **_session_values(attributes)}
-    _lut_reference(context, attributes)
+    lut_reference(context, attributes)
     job = PrintJob.objects.create(
         film_session_uid=uid,
         meta_sop_class_uid=meta_sop_class_uid,
         calling_aet=context.calling_aet[:16],
         called_aet=context.called_aet[:16],
         peer_address=context.peer_address[:64],
-        attributes=_json(attributes),
+        attributes=json_without_references(attributes),
         **values,
     )
     context.job_id, context.film_session_uid, context.meta_sop_class_uid = job.pk, uid, meta_sop_class_uid
-    logger.info("film session created print_job=%s calling_aet=%s film_session_uid=%s", job.pk,
-                context.calling_aet, uid)
+    logger.info(
+        "film session created print_job=%s calling_aet=%s film_session_uid=%s", job.pk, context.calling_aet, uid
+    )
     reply = Dataset()
     reply.NumberOfCopies = job.number_of_copies
     reply.PrintPriority = job.print_priority
@@ -264,28 +178,30 @@ def film_session_create(
     return uid, reply
 
 
-@_records_failure
+@records_failure
 def film_session_update(*, context: PrintContext, sop_instance_uid: str, modifications: Dataset) -> Dataset:
     """N-SET of the Basic Film Session (PS3.4 H.4.1.2.2)."""
-    job = _session_check(context, sop_instance_uid)
-    unknown = sorted(elem.keyword or str(elem.tag) for elem in modifications if elem.keyword not in FILM_SESSION_SETTABLE)
+    job = session_check(context, sop_instance_uid)
+    unknown = sorted(
+        elem.keyword or str(elem.tag) for elem in modifications if elem.keyword not in FILM_SESSION_SETTABLE
+    )
     if unknown:
         raise NoSuchAttribute(f"Film Session attributes cannot be set: {', '.join(unknown)}")
     values = _session_values(modifications)
-    _lut_reference(context, modifications)
-    attributes = {**job.attributes, **_json(modifications)}
+    lut_reference(context, modifications)
+    attributes = {**job.attributes, **json_without_references(modifications)}
     PrintJob.objects.filter(pk=job.pk).update(attributes=attributes, updated_at=timezone.now(), **values)
     return modifications
 
 
-@_records_failure
+@records_failure
 def film_session_delete(*, context: PrintContext, sop_instance_uid: str) -> None:
     """N-DELETE of the Basic Film Session and its film/image boxes (PS3.4 H.4.1.2.4).
 
     Films already printed stay; a session deleted before anything was printed
     leaves its print job FAILURE.
     """
-    job = _session_check(context, sop_instance_uid)
+    job = session_check(context, sop_instance_uid)
     print_job_session_close(job_id=job.pk, reason="Film Session deleted (N-DELETE) before any film was printed")
     context.film_session_uid, context.job_id = "", None
     logger.info("film session deleted print_job=%s", job.pk)
@@ -306,14 +222,16 @@ def association_end(*, context: PrintContext, aborted: bool) -> None:
 def _film_box_values(ds: Dataset, current: dict | None = None) -> dict:
     """Validated effective film box values (current values overlaid with *ds*)."""
     values = dict(current or {})
-    if "MagnificationType" in ds and _text(ds, "MagnificationType"):
-        magnification = _text(ds, "MagnificationType").upper()
+    if "MagnificationType" in ds and attribute_text(ds, "MagnificationType"):
+        magnification = attribute_text(ds, "MagnificationType").upper()
         if magnification not in MagnificationType.values:
-            raise InvalidAttributeValue(f"Magnification Type {magnification!r} must be one of {MagnificationType.values}")
+            raise InvalidAttributeValue(
+                f"Magnification Type {magnification!r} must be one of {MagnificationType.values}"
+            )
         values["MagnificationType"] = magnification
     for keyword in ("BorderDensity", "EmptyImageDensity"):
-        if _text(ds, keyword):
-            values[keyword] = composition.density_validate(_text(ds, keyword), keyword)
+        if attribute_text(ds, keyword):
+            values[keyword] = composition.density_validate(attribute_text(ds, keyword), keyword)
     for keyword in ("MinDensity", "MaxDensity"):
         if keyword in ds and ds.get(keyword) not in (None, ""):
             try:
@@ -322,18 +240,16 @@ def _film_box_values(ds: Dataset, current: dict | None = None) -> dict:
                 raise InvalidAttributeValue(f"{keyword} {ds.get(keyword)!r} is not a number") from exc
     if values.get("MinDensity", 0) >= values.get("MaxDensity", composition.DEFAULT_MAX_DENSITY):
         raise InvalidAttributeValue("Min Density must be lower than Max Density")
-    if _text(ds, "Trim"):
-        trim = _text(ds, "Trim").upper()
+    if attribute_text(ds, "Trim"):
+        trim = attribute_text(ds, "Trim").upper()
         if trim not in ("YES", "NO"):
             raise InvalidAttributeValue(f"Trim {trim!r} must be YES or NO")
         values["Trim"] = trim
     return values
 
 
-@_records_failure
-def film_box_create(
-    *, context: PrintContext, sop_instance_uid: str | None, attributes: Dataset
-) -> tuple[str, Dataset]:
+@records_failure
+def film_box_create(*, context: PrintContext, sop_instance_uid: str | None, attributes: Dataset) -> tuple[str, Dataset]:
     """N-CREATE of a Basic Film Box with its image boxes (PS3.4 H.4.2.2.1).
 
     Several film boxes per session are allowed; the reply lists the attributes
@@ -353,40 +269,49 @@ def film_box_create(
     if not references:
         raise MissingAttribute("Referenced Film Session Sequence is missing")
     session_uid = str(references[0].get("ReferencedSOPInstanceUID", "")).strip()
-    job = _session_check(context, session_uid)
-    display_format = _text(attributes, "ImageDisplayFormat")
+    job = session_check(context, session_uid)
+    display_format = attribute_text(attributes, "ImageDisplayFormat")
     if not display_format:
         raise MissingAttribute("Image Display Format is missing")
     layout = composition.display_format_parse(display_format)
-    orientation = _text(attributes, "FilmOrientation", composition.DEFAULT_ORIENTATION).upper()
+    orientation = attribute_text(attributes, "FilmOrientation", composition.DEFAULT_ORIENTATION).upper()
     if orientation not in FilmOrientation.values:
         raise InvalidAttributeValue(f"Film Orientation {orientation!r} must be PORTRAIT or LANDSCAPE")
-    film_size = composition.film_size_validate(_text(attributes, "FilmSizeID", composition.DEFAULT_FILM_SIZE).upper())
-    effective = _film_box_values(attributes, {
-        "MagnificationType": composition.DEFAULT_MAGNIFICATION,
-        "BorderDensity": composition.DEFAULT_BORDER_DENSITY,
-        "EmptyImageDensity": composition.DEFAULT_EMPTY_IMAGE_DENSITY,
-        "MinDensity": composition.DEFAULT_MIN_DENSITY,
-        "MaxDensity": composition.DEFAULT_MAX_DENSITY,
-        "Trim": "NO",
-    })
-    _lut_reference(context, attributes)
-    uid = _uid_checked(sop_instance_uid, "Film Box SOP Instance UID") if sop_instance_uid else generate_uid()
+    film_size = composition.film_size_validate(
+        attribute_text(attributes, "FilmSizeID", composition.DEFAULT_FILM_SIZE).upper()
+    )
+    effective = _film_box_values(attributes, FILM_BOX_DEFAULTS)
+    lut_reference(context, attributes)
+    uid = uid_checked(sop_instance_uid, "Film Box SOP Instance UID") if sop_instance_uid else generate_uid()
     image_box_class = IMAGE_BOX_CLASS[job.meta_sop_class_uid]
     with transaction.atomic():
         if FilmBox.objects.filter(print_job=job, sop_instance_uid=uid).exists():
             raise DuplicateSOPInstance(f"Film Box already exists: {uid}")
         box = FilmBox.objects.create(
-            print_job=job, sop_instance_uid=uid, image_display_format=display_format.upper(),
-            film_orientation=orientation, film_size_id=film_size, attributes=_json(attributes),
+            print_job=job,
+            sop_instance_uid=uid,
+            image_display_format=display_format.upper(),
+            film_orientation=orientation,
+            film_size_id=film_size,
+            attributes=json_without_references(attributes),
         )
         image_boxes = ImageBox.objects.bulk_create(
-            ImageBox(film_box=box, sop_instance_uid=generate_uid(), sop_class_uid=image_box_class,
-                     image_box_position=position)
+            ImageBox(
+                film_box=box,
+                sop_instance_uid=generate_uid(),
+                sop_class_uid=image_box_class,
+                image_box_position=position,
+            )
             for position in range(1, layout.image_box_count + 1)
         )
-    logger.info("film box created print_job=%s film_box_uid=%s format=%s size=%s orientation=%s", job.pk, uid,
-                box.image_display_format, film_size, orientation)
+    logger.info(
+        "film box created print_job=%s film_box_uid=%s format=%s size=%s orientation=%s",
+        job.pk,
+        uid,
+        box.image_display_format,
+        film_size,
+        orientation,
+    )
     reply = Dataset()
     reply.ImageDisplayFormat = box.image_display_format
     reply.FilmOrientation = orientation
@@ -411,45 +336,42 @@ def film_box_create(
     return uid, reply
 
 
-@_records_failure
+@records_failure
 def film_box_update(*, context: PrintContext, sop_instance_uid: str, modifications: Dataset) -> Dataset:
     """N-SET of a Basic Film Box (PS3.4 H.4.2.2.2)."""
-    box = _film_box_get(context, sop_instance_uid)
+    box = film_box_get(context, sop_instance_uid)
     unknown = sorted(elem.keyword or str(elem.tag) for elem in modifications if elem.keyword not in FILM_BOX_SETTABLE)
     if unknown:
         raise NoSuchAttribute(f"Film Box attributes cannot be set: {', '.join(unknown)}")
     _film_box_values(modifications, film_box_effective(box.attributes))
-    _lut_reference(context, modifications)
-    FilmBox.objects.filter(pk=box.pk).update(attributes={**box.attributes, **_json(modifications)})
+    lut_reference(context, modifications)
+    FilmBox.objects.filter(pk=box.pk).update(attributes={**box.attributes, **json_without_references(modifications)})
     return modifications
 
 
-@_records_failure
+@records_failure
 def film_box_delete(*, context: PrintContext, sop_instance_uid: str) -> None:
     """N-DELETE of a Basic Film Box and its image boxes (PS3.4 H.4.2.2.4)."""
-    box = _film_box_get(context, sop_instance_uid)
+    box = film_box_get(context, sop_instance_uid)
     box.delete()
 
 
 def film_box_effective(attributes: dict) -> dict:
     """Film box values in effect (received DICOM JSON over the defaults)."""
-    ds = _dataset(attributes)
-    return _film_box_values(ds, {
-        "MagnificationType": composition.DEFAULT_MAGNIFICATION,
-        "BorderDensity": composition.DEFAULT_BORDER_DENSITY,
-        "EmptyImageDensity": composition.DEFAULT_EMPTY_IMAGE_DENSITY,
-        "MinDensity": composition.DEFAULT_MIN_DENSITY,
-        "MaxDensity": composition.DEFAULT_MAX_DENSITY,
-        "Trim": "NO",
-    })
+    ds = dataset_from_json(attributes)
+    return _film_box_values(ds, FILM_BOX_DEFAULTS)
 
 
 # --- Image boxes (PS3.4 H.4.3) ----------------------------------------------------------------
 
 
-@_records_failure
+@records_failure
 def image_box_set(
-    *, context: PrintContext, sop_class_uid: str, sop_instance_uid: str, modifications: Dataset,
+    *,
+    context: PrintContext,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    modifications: Dataset,
     little_endian: bool = True,
 ) -> Dataset:
     """N-SET of a Basic Grayscale/Color Image Box: keep its pixels and attributes (PS3.4 H.4.3.1.2.1).
@@ -485,25 +407,28 @@ def image_box_set(
         raise InvalidAttributeValue(
             f"Image Box Position {modifications.ImageBoxPosition} does not match {image_box.image_box_position}"
         )
-    polarity = _text(modifications, "Polarity", Polarity.NORMAL).upper()
+    polarity = attribute_text(modifications, "Polarity", Polarity.NORMAL).upper()
     if polarity not in Polarity.values:
         raise InvalidAttributeValue(f"Polarity {polarity!r} must be NORMAL or REVERSE")
-    magnification = _text(modifications, "MagnificationType").upper()
+    magnification = attribute_text(modifications, "MagnificationType").upper()
     if magnification and magnification not in MagnificationType.values:
         raise InvalidAttributeValue(f"Magnification Type {magnification!r} must be one of {MagnificationType.values}")
-    if _text(modifications, "RequestedImageSize"):
+    if attribute_text(modifications, "RequestedImageSize"):
         try:
             float(modifications.RequestedImageSize)
         except (TypeError, ValueError) as exc:
             raise InvalidAttributeValue(f"Requested Image Size {modifications.RequestedImageSize!r}") from exc
-    _lut_reference(context, modifications)
+    lut_reference(context, modifications)
     sequence_keyword = IMAGE_SEQUENCE[sop_class_uid]
-    other = IMAGE_SEQUENCE[BASIC_COLOR_IMAGE_BOX if sop_class_uid == BASIC_GRAYSCALE_IMAGE_BOX
-                           else BASIC_GRAYSCALE_IMAGE_BOX]
+    other = IMAGE_SEQUENCE[
+        BASIC_COLOR_IMAGE_BOX if sop_class_uid == BASIC_GRAYSCALE_IMAGE_BOX else BASIC_GRAYSCALE_IMAGE_BOX
+    ]
     if other in modifications:
         raise InvalidAttributeValue(f"{other} does not belong to a {sequence_keyword[5:-8]} image box")
-    fields: dict = {"attributes": {**image_box.attributes, **_json(modifications, {sequence_keyword})},
-                    "updated_at": timezone.now()}
+    fields: dict = {
+        "attributes": {**image_box.attributes, **json_without_references(modifications, {sequence_keyword})},
+        "updated_at": timezone.now(),
+    }
     sequence = modifications.get(sequence_keyword)
     if sequence is not None:
         if len(sequence) != 1:
@@ -533,30 +458,3 @@ def _pixels_keep(job_id: int, image_box_uid: str, item: Dataset, little_endian: 
     relative = f"{files.job_folder_relative(job_id)}/images/{image_box_uid}-{uuid.uuid4().hex[:8]}.dcm"
     files.file_write(relative, buffer.getvalue())
     return relative
-
-
-# --- Presentation LUT (PS3.4 H.4.9) ---------------------------------------------------------
-
-
-@_records_failure
-def presentation_lut_create(
-    *, context: PrintContext, sop_instance_uid: str | None, attributes: Dataset
-) -> tuple[str, Dataset]:
-    """N-CREATE of a Presentation LUT: a Presentation LUT Shape or a LUT sequence (PS3.4 H.4.9.2.1)."""
-    shape = _text(attributes, "PresentationLUTShape").upper()
-    if shape and shape not in ("IDENTITY", "LIN OD"):
-        raise InvalidAttributeValue(f"Presentation LUT Shape {shape!r} must be IDENTITY or LIN OD")
-    if not shape and not attributes.get("PresentationLUTSequence"):
-        raise MissingAttribute("Presentation LUT Shape or Presentation LUT Sequence is required")
-    uid = _uid_checked(sop_instance_uid, "Presentation LUT SOP Instance UID") if sop_instance_uid else generate_uid()
-    if uid in context.presentation_luts:
-        raise DuplicateSOPInstance(f"Presentation LUT already exists: {uid}")
-    context.presentation_luts[uid] = attributes.to_json_dict()
-    return uid, Dataset()
-
-
-@_records_failure
-def presentation_lut_delete(*, context: PrintContext, sop_instance_uid: str) -> None:
-    """N-DELETE of a Presentation LUT (PS3.4 H.4.9.2.2)."""
-    if context.presentation_luts.pop(sop_instance_uid, None) is None:
-        raise NoSuchObjectInstance(f"No such Presentation LUT on this association: {sop_instance_uid}")

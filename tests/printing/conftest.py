@@ -37,8 +37,15 @@ def print_listener(dimse_listener, print_folder):
     return dimse_listener("print").port("print")
 
 
-def gray_item(value: int, *, rows: int = 24, columns: int = 20, bits: int = 8, photometric: str = "MONOCHROME2",
-              pixels: np.ndarray | None = None) -> Dataset:
+def gray_item(
+    value: int,
+    *,
+    rows: int = 24,
+    columns: int = 20,
+    bits: int = 8,
+    photometric: str = "MONOCHROME2",
+    pixels: np.ndarray | None = None,
+) -> Dataset:
     """A Preformatted Grayscale Image Sequence item filled with *value* (or *pixels*)."""
     item = Dataset()
     item.SamplesPerPixel = 1
@@ -92,8 +99,16 @@ class PrintSession:
         self.session_uid = generate_uid()
         return self.assoc.send_n_create(ds, BasicFilmSession, self.session_uid, meta_uid=self.meta)
 
-    def create_film_box(self, display_format: str, *, size: str = "8INX10IN", orientation: str = "PORTRAIT",
-                        uid: str | None = None, session_uid: str | None = None, **attrs):
+    def create_film_box(
+        self,
+        display_format: str,
+        *,
+        size: str = "8INX10IN",
+        orientation: str = "PORTRAIT",
+        uid: str | None = None,
+        session_uid: str | None = None,
+        **attrs,
+    ):
         ds = Dataset()
         ds.ImageDisplayFormat = display_format
         ds.FilmOrientation = orientation

@@ -87,8 +87,29 @@ def test_dcmpsprt_spooled_job_printed_by_dcmprscu_2x2(print_listener, tmp_path, 
     config = dcmpstat_cfg(tmp_path, print_listener)
     levels = [40, 100, 160, 220]
     images = [level_image(tmp_path, level, n) for n, level in enumerate(levels, start=1)]
-    run(["dcmpsprt", "-c", str(config), "-p", "PACS", "--spool", "--layout", "2", "2", "--filmsize", "8INX10IN",
-         "--portrait", "--border", "WHITE", "--copies", "2", "--label", "DCMTK JOB", *map(str, images)])
+    run(
+        [
+            "dcmpsprt",
+            "-c",
+            str(config),
+            "-p",
+            "PACS",
+            "--spool",
+            "--layout",
+            "2",
+            "2",
+            "--filmsize",
+            "8INX10IN",
+            "--portrait",
+            "--border",
+            "WHITE",
+            "--copies",
+            "2",
+            "--label",
+            "DCMTK JOB",
+            *map(str, images),
+        ]
+    )
     # dcmpsprt wrote the stored print + hardcopy images and spooled a job and a "terminate" job.
     jobs = sorted((tmp_path / "spool").glob("*.job"))
     assert len(jobs) == 2 and "copies       2" in jobs[0].read_text()
@@ -101,13 +122,16 @@ def test_dcmpsprt_spooled_job_printed_by_dcmprscu_2x2(print_listener, tmp_path, 
     assert (job.status, job.calling_aet, job.number_of_films, job.number_of_images) == ("DONE", "MODALITY", 1, 4)
     assert (job.number_of_copies, job.film_session_label) == (2, "DCMTK JOB")
     film = Film.objects.get()
-    assert (film.image_display_format, film.film_size_id, film.film_orientation) == ("STANDARD\\2,2", "8INX10IN",
-                                                                                    "PORTRAIT")
+    assert (film.image_display_format, film.film_size_id, film.film_orientation) == (
+        "STANDARD\\2,2",
+        "8INX10IN",
+        "PORTRAIT",
+    )
     pixels = dcmread(absolute_path(film.instance.file_path)).pixel_array
     width, height = film_geometry(film_size_id="8INX10IN", film_orientation="PORTRAIT", dpi=DPI)
     rects = layout_rects(display_format_parse("STANDARD\\2,2"), width, height, 4)
     centres = [int(pixels[r.y + r.height // 2, r.x + r.width // 2]) for r in rects]
-    assert all(abs(got - want) <= 3 for got, want in zip(centres, levels)), centres
+    assert all(abs(got - want) <= 3 for got, want in zip(centres, levels, strict=True)), centres
     assert pixels[1, 1] == 255  # WHITE border
     assert job.session_closed_at is not None
     # dcmprscu lets the SCP assign every UID (ours carry pydicom's generate_uid prefix), negotiates
@@ -124,19 +148,57 @@ def test_dcmprscu_session_print_landscape_monochrome1(print_listener, tmp_path, 
     config = dcmpstat_cfg(tmp_path, print_listener, calling="CT01")
     levels = [30, 60, 90, 120, 150, 180, 210, 240, 250]
     images = [level_image(tmp_path, level, n) for n, level in enumerate(levels, start=1)]
-    run(["dcmpsprt", "-c", str(config), "-p", "PACS", "--layout", "3", "3", "--filmsize", "14INX17IN",
-         "--landscape", *map(str, images)])
+    run(
+        [
+            "dcmpsprt",
+            "-c",
+            str(config),
+            "-p",
+            "PACS",
+            "--layout",
+            "3",
+            "3",
+            "--filmsize",
+            "14INX17IN",
+            "--landscape",
+            *map(str, images),
+        ]
+    )
     stored_print = next((tmp_path / "db").glob("SP_*.dcm"))
-    result = run(["dcmprscu", "-c", str(config), "-p", "PACS", "--session-print", "--monochrome1", "--copies", "3",
-                  "--priority", "HIGH", "--medium-type", "PAPER", str(stored_print)])
+    result = run(
+        [
+            "dcmprscu",
+            "-c",
+            str(config),
+            "-p",
+            "PACS",
+            "--session-print",
+            "--monochrome1",
+            "--copies",
+            "3",
+            "--priority",
+            "HIGH",
+            "--medium-type",
+            "PAPER",
+            str(stored_print),
+        ]
+    )
     assert "error" not in result.stderr.lower(), result.stderr
 
     job = PrintJob.objects.get()
     assert (job.status, job.calling_aet, job.number_of_copies, job.print_priority, job.medium_type) == (
-        "DONE", "CT01", 3, "HIGH", "PAPER")
+        "DONE",
+        "CT01",
+        3,
+        "HIGH",
+        "PAPER",
+    )
     film = Film.objects.get()
-    assert (film.image_display_format, film.film_size_id, film.film_orientation) == ("STANDARD\\3,3", "14INX17IN",
-                                                                                    "LANDSCAPE")
+    assert (film.image_display_format, film.film_size_id, film.film_orientation) == (
+        "STANDARD\\3,3",
+        "14INX17IN",
+        "LANDSCAPE",
+    )
     kept = dcmread(files.absolute_path(film.image_boxes[0]["pixel_file"]), force=True)
     assert kept.PhotometricInterpretation == "MONOCHROME1"
     pixels = dcmread(absolute_path(film.instance.file_path)).pixel_array
@@ -144,4 +206,4 @@ def test_dcmprscu_session_print_landscape_monochrome1(print_listener, tmp_path, 
     assert pixels.shape == (height, width) and width > height
     rects = layout_rects(display_format_parse("STANDARD\\3,3"), width, height, 4)
     centres = [int(pixels[r.y + r.height // 2, r.x + r.width // 2]) for r in rects]
-    assert all(abs(got - want) <= 3 for got, want in zip(centres, levels)), centres
+    assert all(abs(got - want) <= 3 for got, want in zip(centres, levels, strict=True)), centres

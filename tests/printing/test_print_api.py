@@ -47,8 +47,9 @@ def print_films(port, print_scu, *, calling="MODALITY", formats=("STANDARD\\2,1"
     return PrintJob.objects.get(calling_aet=calling)
 
 
-def test_list_filters_detail_preview_and_dicom(dimse_listener, print_folder, print_scu, live_server, users, client,
-                                                django_assert_max_num_queries):
+def test_list_filters_detail_preview_and_dicom(
+    dimse_listener, print_folder, print_scu, live_server, users, client, django_assert_max_num_queries
+):
     port = dimse_listener("print").port("print")
     first = print_films(port, print_scu, calling="CT01", formats=("STANDARD\\2,1", "ROW\\1,2"))
     print_films(port, print_scu, calling="MR01")
@@ -102,8 +103,9 @@ def test_reprint_to_a_printer_node_and_delete(dimse_listener, print_folder, prin
     port = dimse_listener("print").port("print")
     printer_port = dimse_listener("print").port("print")
     job = print_films(port, print_scu, formats=("STANDARD\\2,1", "STANDARD\\1,1"))
-    node = RemoteNode.objects.create(ae_title="PRINTSCP", host="127.0.0.1", port=printer_port, is_printer=True,
-                                     calling_aet="GATEWAY")
+    node = RemoteNode.objects.create(
+        ae_title="PRINTSCP", host="127.0.0.1", port=printer_port, is_printer=True, calling_aet="GATEWAY"
+    )
     store = RemoteNode.objects.create(ae_title="STORE", host="127.0.0.1", port=1, is_printer=False)
     http = session_for(live_server, users[0])
 

@@ -7,12 +7,18 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
-from pynetdicom.sop_class import BasicFilmBox, BasicFilmSession, BasicGrayscalePrintManagementMeta, Printer, Verification
+from pynetdicom.sop_class import (
+    BasicFilmBox,
+    BasicFilmSession,
+    BasicGrayscalePrintManagementMeta,
+    Printer,
+    Verification,
+)
 
 from dimse.models import AllowedCaller, AssociationLog
 from printing.models import Film, PrintJob
-from tests.printing.conftest import COLOR_IMAGE_BOX, GRAYSCALE_IMAGE_BOX, color_item, gray_item
 from tests.polling import eventually
+from tests.printing.conftest import COLOR_IMAGE_BOX, GRAYSCALE_IMAGE_BOX, color_item, gray_item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,8 +46,9 @@ def test_n_set_unknown_image_box_is_0112_and_job_failure(print_listener, print_s
     assert_listener_prints(print_listener, print_scu)
 
 
-@pytest.mark.parametrize("display_format", ["SLIDE", "CUSTOM\\1", "STANDARD\\0,2", "STANDARD\\2", "ROW\\", "GRID\\2,2",
-                                            "STANDARD\\11,11"])
+@pytest.mark.parametrize(
+    "display_format", ["SLIDE", "CUSTOM\\1", "STANDARD\\0,2", "STANDARD\\2", "ROW\\", "GRID\\2,2", "STANDARD\\11,11"]
+)
 def test_film_box_with_invalid_display_format_is_0106(print_listener, print_scu, display_format):
     scu = print_scu(print_listener)
     scu.create_session()

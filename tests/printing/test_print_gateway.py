@@ -25,8 +25,14 @@ def two_printers(dimse_listener, print_folder):
     """(modality-facing listener port, printer node of a second live print listener)."""
     gateway = dimse_listener("print").port("print")
     printer_port = dimse_listener("print").port("print")
-    node = RemoteNode.objects.create(ae_title="PRINTSCP", host="127.0.0.1", port=printer_port, is_printer=True,
-                                     calling_aet="GATEWAY", is_store_destination=False)
+    node = RemoteNode.objects.create(
+        ae_title="PRINTSCP",
+        host="127.0.0.1",
+        port=printer_port,
+        is_printer=True,
+        calling_aet="GATEWAY",
+        is_store_destination=False,
+    )
     return gateway, node
 
 
@@ -37,8 +43,14 @@ def film_pixels(film: Film) -> np.ndarray:
 def print_two_films(port, print_scu, *, color=False) -> PrintJob:
     scu = print_scu(port, color=color)
     scu.create_session(FilmSessionLabel="GATEWAY TEST", NumberOfCopies=2, MediumType="PAPER")
-    first, _, _ = scu.create_film_box("ROW\\2,3", size="10INX12IN", orientation="LANDSCAPE", BorderDensity="WHITE",
-                                      MagnificationType="REPLICATE", Trim="YES")
+    first, _, _ = scu.create_film_box(
+        "ROW\\2,3",
+        size="10INX12IN",
+        orientation="LANDSCAPE",
+        BorderDensity="WHITE",
+        MagnificationType="REPLICATE",
+        Trim="YES",
+    )
     for position in range(1, 6):
         item = color_item((40 * position, 255 - 40 * position, 7)) if color else gray_item(40 * position)
         attrs = {"Polarity": "REVERSE"} if position == 3 else {}
@@ -63,18 +75,25 @@ def test_reprint_to_printer_rebuilds_the_same_films(two_printers, print_scu, col
 
     received = PrintJob.objects.get(calling_aet="GATEWAY")
     assert received.status == "DONE" and received.is_color == color
-    assert (received.number_of_copies, received.medium_type, received.film_session_label) == (2, "PAPER",
-                                                                                              "GATEWAY TEST")
+    assert (received.number_of_copies, received.medium_type, received.film_session_label) == (
+        2,
+        "PAPER",
+        "GATEWAY TEST",
+    )
     sent_films, got_films = list(original.films.order_by("film_number")), list(received.films.order_by("film_number"))
     assert len(got_films) == 2
-    for sent, got in zip(sent_films, got_films):
+    for sent, got in zip(sent_films, got_films, strict=True):
         assert (got.image_display_format, got.film_size_id, got.film_orientation) == (
-            sent.image_display_format, sent.film_size_id, sent.film_orientation)
+            sent.image_display_format,
+            sent.film_size_id,
+            sent.film_orientation,
+        )
         for keyword in ("20100100", "20100060", "20100140", "20100110"):  # border, magnification, trim, empty
             assert got.film_box.get(keyword) == sent.film_box.get(keyword)
         assert [(b["position"], bool(b["pixel_file"])) for b in got.image_boxes] == [
-            (b["position"], bool(b["pixel_file"])) for b in sent.image_boxes]
-        for sent_box, got_box in zip(sent.image_boxes, got.image_boxes):
+            (b["position"], bool(b["pixel_file"])) for b in sent.image_boxes
+        ]
+        for sent_box, got_box in zip(sent.image_boxes, got.image_boxes, strict=True):
             assert sent_box["attributes"].get("20200020") == got_box["attributes"].get("20200020")  # polarity
             if sent_box["pixel_file"]:
                 a = dcmread(files.absolute_path(sent_box["pixel_file"]), force=True)
@@ -89,8 +108,11 @@ def test_forward_rule_queues_a_print_forward_job_per_print(two_printers, print_s
     PrintForwardRule.objects.create(calling_aet="OTHER", printer=node)
     original = print_two_films(gateway, print_scu)
     job = Job.objects.get(kind="print-forward")
-    assert job.params == {"print_job_id": original.pk, "node_id": node.pk,
-                          "film_ids": list(original.films.order_by("film_number").values_list("pk", flat=True))}
+    assert job.params == {
+        "print_job_id": original.pk,
+        "node_id": node.pk,
+        "film_ids": list(original.films.order_by("film_number").values_list("pk", flat=True)),
+    }
     assert job_execute(job_id=job.pk).state == JobState.SUCCESS
     received = PrintJob.objects.get(calling_aet="GATEWAY")
     assert received.number_of_films == 2 and received.status == "DONE"

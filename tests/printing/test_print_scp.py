@@ -12,8 +12,8 @@ from pacs.storage import absolute_path
 from printing.models import Film, FilmBox, PrintJob
 from printing.services import files
 from printing.services.composition import display_format_parse, film_geometry, layout_rects
-from tests.printing.conftest import color_item, gray_item
 from tests.polling import eventually
+from tests.printing.conftest import color_item, gray_item
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,10 @@ def test_standard_sequence_1x1_produces_job_film_preview_and_archived_study(prin
     assert status.Status == 0x0000
     film_box, status, reply = scu.create_film_box("STANDARD\\1,1")
     assert status.Status == 0x0000
-    assert len(reply.ReferencedImageBoxSequence) == 1 and reply.ReferencedFilmSessionSequence[0].ReferencedSOPInstanceUID == scu.session_uid
+    assert (
+        len(reply.ReferencedImageBoxSequence) == 1
+        and reply.ReferencedFilmSessionSequence[0].ReferencedSOPInstanceUID == scu.session_uid
+    )
     status = scu.set_image(film_box, 1, gray_item(200))
     assert status.Status == 0x0000
     status, action = scu.print_film_box(film_box)
@@ -51,8 +54,18 @@ def test_standard_sequence_1x1_produces_job_film_preview_and_archived_study(prin
     scu.release()
 
     job = PrintJob.objects.get()
-    assert (job.status, job.calling_aet, job.called_aet, job.peer_address) == ("DONE", "MODALITY", "PRINTSCP", "127.0.0.1")
-    assert (job.number_of_films, job.number_of_images, job.number_of_copies, job.film_session_label) == (1, 1, 2, "CHEST")
+    assert (job.status, job.calling_aet, job.called_aet, job.peer_address) == (
+        "DONE",
+        "MODALITY",
+        "PRINTSCP",
+        "127.0.0.1",
+    )
+    assert (job.number_of_films, job.number_of_images, job.number_of_copies, job.film_session_label) == (
+        1,
+        1,
+        2,
+        "CHEST",
+    )
     assert job.session_closed_at is not None and not FilmBox.objects.exists()
     film = Film.objects.get()
     width, height = film_geometry(film_size_id="8INX10IN", film_orientation="PORTRAIT", dpi=DPI)
@@ -157,7 +170,10 @@ def test_several_film_boxes_printed_by_one_session_action(print_listener, print_
     scu.set_image(second, 1, gray_item(20))
     scu.set_image(second, 2, gray_item(30))
     status, action = scu.print_session()
-    assert status.Status == 0x0000 and action.ReferencedPrintJobSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.1.14"
+    assert (
+        status.Status == 0x0000
+        and action.ReferencedPrintJobSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.1.14"
+    )
     scu.release()
     job = PrintJob.objects.get()
     assert (job.status, job.number_of_films, job.number_of_images) == ("DONE", 2, 3)
@@ -211,3 +227,102 @@ def test_association_end_closes_session_and_keeps_films(print_listener, print_sc
     scu.release()
     job = eventually(lambda: PrintJob.objects.filter(session_closed_at__isnull=False).first())
     assert job.status == "DONE" and Film.objects.count() == 1 and not FilmBox.objects.exists()
+
+
+def test_scp_assigned_uids_are_answered_and_usable(print_listener, print_folder):
+    """N-CREATE without Affected SOP Instance UID: the SCP assigns one and returns it in the response."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import BasicFilmBox, BasicFilmSession, BasicGrayscalePrintManagementMeta
+
+    created = []
+
+    def on_response(event):
+        command = event.message.command_set
+        if command.CommandField == 0x8140:  # N-CREATE-RSP
+            created.append(command.AffectedSOPInstanceUID)
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(BasicGrayscalePrintManagementMeta)
+    meta = BasicGrayscalePrintManagementMeta
+    assoc = ae.associate(
+        "127.0.0.1", print_listener, ae_title="PRINTSCP", evt_handlers=[(evt.EVT_DIMSE_RECV, on_response)]
+    )
+    session = Dataset()
+    session.NumberOfCopies = 1
+    assert assoc.send_n_create(session, BasicFilmSession, None, meta_uid=meta)[0].Status == 0x0000
+    box = Dataset()
+    box.ImageDisplayFormat = "STANDARD\\1,1"
+    box.FilmSizeID = "8INX10IN"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = BasicFilmSession
+    ref.ReferencedSOPInstanceUID = created[0]
+    box.ReferencedFilmSessionSequence = [ref]
+    status, reply = assoc.send_n_create(box, BasicFilmBox, None, meta_uid=meta)
+    assert status.Status == 0x0000 and "AffectedSOPInstanceUID" not in reply
+    image_box = reply.ReferencedImageBoxSequence[0]
+    modification = Dataset()
+    modification.ImageBoxPosition = 1
+    modification.BasicGrayscaleImageSequence = [gray_item(33)]
+    assert (
+        assoc.send_n_set(
+            modification, image_box.ReferencedSOPClassUID, image_box.ReferencedSOPInstanceUID, meta_uid=meta
+        )[0].Status
+        == 0x0000
+    )
+    assert assoc.send_n_action(None, 1, BasicFilmBox, created[1], meta_uid=meta)[0].Status == 0x0000
+    assoc.release()
+    job = PrintJob.objects.get()
+    assert job.film_session_uid == created[0] and Film.objects.get().film_box_uid == created[1]
+
+
+def test_big_endian_16_bit_image_box_is_byte_swapped_correctly(print_listener, print_folder):
+    from pydicom.dataset import Dataset
+    from pydicom.uid import ExplicitVRBigEndian, generate_uid
+    from pynetdicom import AE
+    from pynetdicom.sop_class import BasicFilmBox, BasicFilmSession, BasicGrayscalePrintManagementMeta
+
+    meta = BasicGrayscalePrintManagementMeta
+    ae = AE(ae_title="OLDCT")
+    ae.add_requested_context(meta, [ExplicitVRBigEndian])
+    assoc = ae.associate("127.0.0.1", print_listener, ae_title="PRINTSCP")
+    assert assoc.accepted_contexts[0].transfer_syntax[0] == ExplicitVRBigEndian
+    session_uid, box_uid = generate_uid(), generate_uid()
+    session = Dataset()
+    session.NumberOfCopies = 1
+    assert assoc.send_n_create(session, BasicFilmSession, session_uid, meta_uid=meta)[0].Status == 0x0000
+    box = Dataset()
+    box.ImageDisplayFormat = "STANDARD\\1,1"
+    box.FilmSizeID = "8INX10IN"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = BasicFilmSession
+    ref.ReferencedSOPInstanceUID = session_uid
+    box.ReferencedFilmSessionSequence = [ref]
+    status, reply = assoc.send_n_create(box, BasicFilmBox, box_uid, meta_uid=meta)
+    item = gray_item(0, bits=12)
+    item.PixelData = np.full((24, 20), 0x0100, dtype="<u2").tobytes()  # 256 of 4095; a wrong swap reads 1
+    modification = Dataset()
+    modification.BasicGrayscaleImageSequence = [item]
+    image_box = reply.ReferencedImageBoxSequence[0]
+    assert (
+        assoc.send_n_set(
+            modification, image_box.ReferencedSOPClassUID, image_box.ReferencedSOPInstanceUID, meta_uid=meta
+        )[0].Status
+        == 0x0000
+    )
+    assert assoc.send_n_action(None, 1, BasicFilmBox, box_uid, meta_uid=meta)[0].Status == 0x0000
+    assoc.release()
+    film = Film.objects.get()
+    assert int(film_pixels(film)[250, 200]) == round(256 / 4095 * 255)
+    kept = dcmread(files.absolute_path(film.image_boxes[0]["pixel_file"]), force=True)
+    assert np.frombuffer(kept.PixelData, "<u2")[0] == 0x0100
+
+
+def test_print_job_n_get_of_unknown_job_is_0112(print_listener, print_scu):
+    from pydicom.uid import generate_uid
+
+    scu = print_scu(print_listener)
+    status, _ = scu.print_job_status(generate_uid())
+    assert status.Status == 0x0112 and status.ErrorComment.startswith("No such Print Job")
+    status, printer = scu.printer_status()
+    assert status.Status == 0x0000 and set(printer.dir()) == {"PrinterStatus", "PrinterStatusInfo"}
