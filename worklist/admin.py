@@ -77,7 +77,8 @@ class WorklistItemAdmin(admin.ModelAdmin):
 
     @admin.display(description="First start")
     def first_start(self, obj) -> str:
-        dates = [s.scheduled_procedure_step_start_date for s in obj.steps.all() if s.scheduled_procedure_step_start_date]
+        dates = [s.scheduled_procedure_step_start_date for s in obj.steps.all()]
+        dates = [d for d in dates if d]
         return min(dates).isoformat() if dates else ""
 
     @admin.display(description="Status")

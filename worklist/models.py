@@ -89,7 +89,9 @@ class ScheduledProcedureStep(models.Model):
                 name="worklist_sps_station_date_idx",
             ),
             # Housekeeping: final steps older than the retention period.
-            models.Index(fields=["scheduled_procedure_step_status", "status_changed_at"], name="worklist_sps_purge_idx"),
+            models.Index(
+                fields=["scheduled_procedure_step_status", "status_changed_at"], name="worklist_sps_purge_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -48,7 +48,8 @@ def keywords_to_dicom_json(data: dict) -> dict:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.update(_dataset(data, ITEM_KEYS))
-    ds.ScheduledProcedureStepSequence = DicomSequence([_dataset(step, STEP_KEYS) for step in data.get(SPS_SEQUENCE, [])])
+    steps = [_dataset(step, STEP_KEYS) for step in data.get(SPS_SEQUENCE, [])]
+    ds.ScheduledProcedureStepSequence = DicomSequence(steps)
     return ds.to_json_dict()
 
 

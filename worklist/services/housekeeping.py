@@ -35,10 +35,11 @@ def worklist_items_purge(*, older_than_days: int | None = None, now: datetime.da
     """
     days = settings.PACS_WORKLIST_RETENTION_DAYS if older_than_days is None else older_than_days
     cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
+    open_statuses = [s for s in StepStatus.values if s not in FINAL_STATUSES]
     with transaction.atomic():
         done = (
             WorklistItem.objects.filter(steps__isnull=False)
-            .exclude(steps__scheduled_procedure_step_status__in=[s for s in StepStatus.values if s not in FINAL_STATUSES])
+            .exclude(steps__scheduled_procedure_step_status__in=open_statuses)
             .exclude(steps__status_changed_at__gte=cutoff)
             .values_list("pk", flat=True)
             .distinct()

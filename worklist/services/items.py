@@ -31,7 +31,9 @@ _PN_GROUP_LIMIT = 64  # PS3.5 Table 6.2-1: 64 characters per component group
 
 def _name_groups(item: WorklistItem) -> None:
     groups = (item.patient_name.split("=") + ["", ""])[:3]
-    item.patient_name_alphabetic, item.patient_name_ideographic, item.patient_name_phonetic = (g.strip() for g in groups)
+    alphabetic, ideographic, phonetic = (group.strip() for group in groups)
+    item.patient_name_alphabetic, item.patient_name_ideographic, item.patient_name_phonetic = (
+        alphabetic, ideographic, phonetic)
 
 
 def _pn_errors(value: str) -> list[str]:
