@@ -114,7 +114,10 @@ def dataset_from_json(data: dict) -> Dataset:
 def session_check(context: PrintContext, sop_instance_uid: str) -> PrintJob:
     if not context.film_session_uid or sop_instance_uid != context.film_session_uid or context.job_id is None:
         raise NoSuchObjectInstance(f"No such Film Session on this association: {sop_instance_uid}")
-    return PrintJob.objects.get(pk=context.job_id)
+    job = PrintJob.objects.filter(pk=context.job_id).first()
+    if job is None:  # the print job was deleted (API, admin) while the association was open
+        raise NoSuchObjectInstance(f"Film Session's print job was deleted: {sop_instance_uid}")
+    return job
 
 
 def film_box_get(context: PrintContext, sop_instance_uid: str) -> FilmBox:

@@ -87,11 +87,23 @@ def print_job_printed(*, job_id: int, films: list[Film], complete: bool = True) 
     )
     forwards = []
     for rule in rules:
-        forwards.append(
-            print_job_forward(print_job_id=job_id, node_id=rule.printer_id, film_ids=[film.pk for film in films])
-        )
+        try:
+            forwards.append(
+                print_job_forward(print_job_id=job_id, node_id=rule.printer_id, film_ids=[film.pk for film in films])
+            )
+        except Exception as exc:  # the films are printed: a queue outage must not fail the N-ACTION
+            logger.exception("print forward rule failed print_job=%s rule=%s", job_id, rule.pk)
+            _job_error_add(job_id, f"Forwarding to {rule.printer.ae_title} could not be queued: {exc}")
+            continue
         logger.info("print forwarded by rule print_job=%s rule=%s printer=%s", job_id, rule.pk, rule.printer.ae_title)
     return forwards
+
+
+def _job_error_add(job_id: int, message: str) -> None:
+    with transaction.atomic():
+        job = PrintJob.objects.select_for_update().get(pk=job_id)
+        job.errors = [*job.errors, message[:255]][-50:]
+        job.save(update_fields=["errors", "updated_at"])
 
 
 def print_job_forward(

@@ -31,6 +31,7 @@ from printing.exceptions import (
     MissingAttribute,
     NoSuchAttribute,
     NoSuchObjectInstance,
+    PrintProcessingFailure,
 )
 from printing.models import FilmBox, ImageBox, PrintJob
 from printing.services import composition, files
@@ -456,5 +457,8 @@ def _pixels_keep(job_id: int, image_box_uid: str, item: Dataset, little_endian: 
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, implicit_vr=False, little_endian=True)
     relative = f"{files.job_folder_relative(job_id)}/images/{image_box_uid}-{uuid.uuid4().hex[:8]}.dcm"
-    files.file_write(relative, buffer.getvalue())
+    try:
+        files.file_write(relative, buffer.getvalue())
+    except OSError as exc:
+        raise PrintProcessingFailure(f"Cannot keep the image box pixels: {exc.strerror or exc}") from exc
     return relative

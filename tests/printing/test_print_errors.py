@@ -218,3 +218,52 @@ def test_called_and_calling_ae_checks_apply_to_the_print_listener(dimse_listener
     assert assoc.is_established and assoc.send_c_echo().Status == 0x0000
     assoc.release()
     assert eventually(lambda: AssociationLog.objects.filter(status="rejected").count() == 2)
+
+
+def test_archive_full_at_print_is_0110_and_job_failure(print_listener, print_scu):
+    from pacs.services.config import archive_config_update
+
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("STANDARD\\1,1")
+    scu.set_image(film_box, 1, gray_item(5))
+    archive_config_update(min_free_mb=10**9)
+    status, _ = scu.print_film_box(film_box)
+    assert status.Status == 0x0110 and status.ErrorComment.startswith("Film could not be archived")
+    job = PrintJob.objects.get()
+    assert job.status == "FAILURE" and "Archive storage is full" in job.failure_reason
+    assert not Film.objects.exists()
+    archive_config_update(min_free_mb=1)
+    status, _ = scu.print_film_box(film_box)  # the same film box prints once there is room
+    assert status.Status == 0x0000
+    scu.release()
+    job.refresh_from_db()
+    assert job.status == "DONE" and job.number_of_films == 1
+
+
+def test_print_folder_unwritable_is_0110_and_job_failure(print_listener, print_scu, print_folder):
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("STANDARD\\1,1")
+    print_folder.parent.mkdir(parents=True, exist_ok=True)
+    print_folder.write_text("a file where the print folder should be")
+    status = scu.set_image(film_box, 1, gray_item(5))
+    assert status.Status == 0x0110 and status.ErrorComment.startswith("Cannot keep the image box pixels")
+    assert PrintJob.objects.get().status == "FAILURE"
+    scu.release()
+
+
+def test_print_job_deleted_while_session_open(print_listener, print_scu):
+    from printing.services.print_jobs import print_job_delete
+
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, _, _ = scu.create_film_box("STANDARD\\1,1")
+    print_job_delete(job_id=PrintJob.objects.get().pk)
+    status = scu.set_image(film_box, 1, gray_item(5))
+    assert status.Status == 0x0112
+    status, _ = scu.print_session()
+    assert status.Status == 0x0112 and "print job was deleted" in status.ErrorComment
+    scu.release()
+    assert not PrintJob.objects.exists()
+    assert_listener_prints(print_listener, print_scu)
