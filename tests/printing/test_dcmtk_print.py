@@ -207,3 +207,43 @@ def test_dcmprscu_session_print_landscape_monochrome1(print_listener, tmp_path, 
     rects = layout_rects(display_format_parse("STANDARD\\3,3"), width, height, 4)
     centres = [int(pixels[r.y + r.height // 2, r.x + r.width // 2]) for r in rects]
     assert all(abs(got - want) <= 3 for got, want in zip(centres, levels, strict=True)), centres
+
+
+def test_runscp_print_listener_serves_dcmprscu(storage_root, print_folder, tmp_path, monkeypatch):
+    """The real ``runscp`` process: its print listener composes what dcmprscu prints."""
+    from tests.dimse.test_runscp import Runscp
+
+    monkeypatch.setenv("PACS_DATA_DIR", str(print_folder.parent))
+    monkeypatch.setenv("PACS_PRINT_DPI", str(DPI))
+    scp = Runscp(storage_root, "--services", "print")
+    try:
+        config = dcmpstat_cfg(tmp_path, scp.ports["print"], calling="CR01")
+        images = [level_image(tmp_path, level, n) for n, level in enumerate([70, 140], start=1)]
+        run(
+            [
+                "dcmpsprt",
+                "-c",
+                str(config),
+                "-p",
+                "PACS",
+                "--layout",
+                "2",
+                "1",
+                "--filmsize",
+                "8INX10IN",
+                *map(str, images),
+            ]
+        )
+        run(["dcmprscu", "-c", str(config), "-p", "PACS", str(next((tmp_path / "db").glob("SP_*.dcm")))])
+        job = PrintJob.objects.get()
+        assert (job.status, job.calling_aet, job.number_of_films) == ("DONE", "CR01", 1)
+        film = Film.objects.get()
+        preview = files.absolute_path(film.preview_file)
+        assert preview.exists() and preview.is_relative_to(print_folder)
+        pixels = dcmread(absolute_path(film.instance.file_path)).pixel_array
+        width, height = film_geometry(film_size_id="8INX10IN", film_orientation="PORTRAIT", dpi=DPI)
+        rects = layout_rects(display_format_parse("STANDARD\\2,1"), width, height, 4)
+        centres = [int(pixels[r.y + r.height // 2, r.x + r.width // 2]) for r in rects]
+        assert all(abs(got - want) <= 3 for got, want in zip(centres, [70, 140], strict=True)), centres
+    finally:
+        assert scp.stop() == 0
