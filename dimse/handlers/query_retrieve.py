@@ -33,7 +33,7 @@ from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
-from pynetdicom import build_context, evt
+from pynetdicom import _config, build_context, evt
 from pynetdicom.presentation import StoragePresentationContexts
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -92,6 +92,9 @@ def configure(ae, listener) -> list:
         # C-GET: the requestor is the Storage SCP of the sub-operations (PS3.4 C.4.3).
         ae.add_supported_context(cx.abstract_syntax, STORAGE_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
     contexts_share_uids(ae)
+    # Sub-operations sent as stored go from file to socket undecoded (stream_from_files).
+    # Process-wide: any send_c_store(path) must then match an accepted syntax exactly.
+    _config.STORE_SEND_CHUNKED_DATASET = True
     return [(evt.EVT_C_FIND, handle_find), (evt.EVT_C_MOVE, handle_move), (evt.EVT_C_GET, handle_get)]
 
 
@@ -290,8 +293,59 @@ def _accepted_by_class(contexts) -> dict[str, list[str]]:
     return accepted
 
 
+class _StoredFile(Dataset):
+    """Stands for an archived file sent as stored: only what pynetdicom inspects, plus the path.
+
+    :func:`stream_from_files` makes the association send the file itself, so
+    its bytes go from disk to socket in PDU-sized chunks, never decoded.
+    """
+
+
+def _stored_file(row: dict, path) -> Dataset:
+    ds = _StoredFile()
+    ds.SOPClassUID = row["sop_class_uid"]
+    ds.SOPInstanceUID = row["sop_instance_uid"]
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(row["transfer_syntax_uid"])
+    ds._pacs_path = path
+    return ds
+
+
+def stream_from_files(assoc) -> None:
+    """Send :class:`_StoredFile` placeholders on *assoc* straight from their files.
+
+    pynetdicom's C-GET/C-MOVE code only accepts ``Dataset`` yields and would
+    decode and re-encode each one; its chunked file mode
+    (``STORE_SEND_CHUNKED_DATASET``, enabled in :func:`configure`) sends the
+    stored bytes as they are when given a path.
+    """
+    if getattr(assoc, "_pacs_streaming", False):
+        return
+    original = assoc.send_c_store
+
+    def send_c_store(dataset, *args, **kwargs):
+        path = getattr(dataset, "_pacs_path", None) if isinstance(dataset, _StoredFile) else None
+        return original(path if path is not None else dataset, *args, **kwargs)
+
+    assoc.send_c_store = send_c_store
+    assoc._pacs_streaming = True
+
+
+# pynetdicom's reactor sleeps 1 ms whenever it finds nothing to do, so every
+# C-STORE-RSP waits for the next poll: 90 -> 150 instances/s for a 100 x 512 KiB
+# C-GET with 0.2 ms (measured on 2 loaded cores).  Only while sub-operations
+# run: an idle association polling that fast would waste CPU.
+_RETRIEVE_LOOP_DELAY = 0.0002
+
+
+def _reactor_fast(assoc) -> float:
+    previous = assoc.dul._run_loop_delay
+    assoc.dul._run_loop_delay = _RETRIEVE_LOOP_DELAY
+    return previous
+
+
 def suboperation_dataset(row: dict, accepted: dict[str, list[str]], preferred: str = "") -> Dataset:
-    """The dataset to C-STORE for one matched instance, read from disk and transcoded if needed.
+    """The dataset to C-STORE for one matched instance: the stored file, or a transcoded copy.
 
     A dataset that cannot be produced (file missing, no acceptable syntax,
     codec failure) is replaced by one no peer accepts, so pynetdicom counts
@@ -305,13 +359,15 @@ def suboperation_dataset(row: dict, accepted: dict[str, list[str]], preferred: s
         logger.warning("retrieve no acceptable transfer syntax sop_instance_uid=%s stored=%s", sop_instance, stored)
         return _unsendable(sop_class, sop_instance)
     try:
-        ds = dcmread(absolute_path(row["file_path"]))
-        if target != stored:
-            ds = instance_transcode(ds, target)
+        path = absolute_path(row["file_path"])
+        if target == stored:
+            if not path.is_file():
+                raise FileNotFoundError(f"archived file missing: {row['file_path']}")
+            return _stored_file(row, path)
+        return instance_transcode(dcmread(path), target)
     except (OSError, TranscodeError, MatchingError) as exc:
         logger.warning("retrieve unreadable sop_instance_uid=%s reason=%s", sop_instance, exc)
         return _unsendable(sop_class, sop_instance)
-    return ds
 
 
 _ROW_FIELDS = ("sop_class_uid", "sop_instance_uid", "transfer_syntax_uid", "file_path", "rows")
@@ -350,6 +406,8 @@ class _StoreAssociation:
         self.ready = threading.Event()
 
     def capture(self, event) -> None:
+        stream_from_files(event.assoc)
+        _reactor_fast(event.assoc)  # this association lives only for the move
         self.assoc = event.assoc
         self.ready.set()
 
@@ -439,14 +497,19 @@ def handle_get(event):
         yield _status(exc.dicom_status, exc.message), None
         return
     yield total
+    stream_from_files(event.assoc)
     accepted = _accepted_by_class(event.assoc.accepted_contexts)
     logger.info("c-get start calling_aet=%s level=%s instances=%d", calling_aet, level, total)
-    for row in instances.values(*_ROW_FIELDS).iterator(chunk_size=200):
-        if event.is_cancelled:
-            logger.info("c-get cancelled calling_aet=%s", calling_aet)
-            yield CANCEL, None
-            return
-        yield PENDING, suboperation_dataset(row, accepted)
+    previous_delay = _reactor_fast(event.assoc)
+    try:
+        for row in instances.values(*_ROW_FIELDS).iterator(chunk_size=200):
+            if event.is_cancelled:
+                logger.info("c-get cancelled calling_aet=%s", calling_aet)
+                yield CANCEL, None
+                return
+            yield PENDING, suboperation_dataset(row, accepted)
+    finally:
+        event.assoc.dul._run_loop_delay = previous_delay
     logger.info("c-get done calling_aet=%s instances=%d ms=%.1f", calling_aet, total,
                 (time.perf_counter() - started) * 1000)
 
