@@ -154,3 +154,86 @@ def test_forward_only_to_enabled_printer_nodes(two_printers, print_scu):
     with pytest.raises(ForwardError):
         print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False)
     assert not Job.objects.exists()
+
+
+def dcmprscp_config(folder, port: int):
+    (folder / "db").mkdir(parents=True)
+    config = folder / "dcmprscp.cfg"
+    config.write_text(
+        "[[GENERAL]]\n"
+        f"[DATABASE]\nDirectory = {folder / 'db'}\n"
+        f"[PRINT]\nDirectory = {folder / 'spool'}\n"
+        f"[APPLICATION]\nLogDirectory = {folder}\n"
+        "[[COMMUNICATION]]\n"
+        "[FILMPRINTER]\n"
+        "Aetitle = FILMPRINTER\n"
+        "Description = DCMTK print SCP\n"
+        "Hostname = localhost\n"
+        f"Port = {port}\n"
+        "Type = LOCALPRINTER\n"
+        "DisplayFormat = 1,1\\2,2\\2,3\\3,3\n"
+        "FilmSizeID = 8INX10IN\\10INX12IN\\14INX17IN\n"
+        "MagnificationType = REPLICATE\\BILINEAR\\CUBIC\\NONE\n"
+        "MediumType = PAPER\\BLUE FILM\n"
+        "FilmDestination = MAGAZINE\\PROCESSOR\n"
+        "BorderDensity = 150\\BLACK\\WHITE\n"
+        "EmptyImageDensity = BLACK\\WHITE\n"
+        "MaxDensity = 320\nMinDensity = 20\n"
+        "Supports12Bit = true\nSupportsPresentationLUT = true\nSupportsTrim = true\n"
+        "SupportsImageSize = true\nSupportsDecimateCrop = true\n"
+        "ImplicitOnly = false\nDisableNewVRs = false\nMaxPDU = 65536\n"
+    )
+    return config
+
+
+def test_forward_to_dcmtk_dcmprscp_keeps_the_layout(dimse_listener, print_folder, print_scu, tmp_path, unused_port):
+    """DCMTK's print SCP as the film printer: it records the film box and image boxes it received."""
+    import socket
+    import subprocess
+
+    from tests.polling import eventually
+
+    config = dcmprscp_config(tmp_path / "dcmprscp", unused_port)
+    printer = subprocess.Popen(
+        ["dcmprscp", "-c", str(config), "-p", "FILMPRINTER"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        eventually(lambda: socket.socket().connect_ex(("127.0.0.1", unused_port)) == 0)
+        node = RemoteNode.objects.create(
+            ae_title="FILMPRINTER", host="127.0.0.1", port=unused_port, is_printer=True, calling_aet="GATEWAY"
+        )
+        scu = print_scu(dimse_listener("print").port("print"))
+        scu.create_session(MediumType="PAPER")
+        film_box, _, _ = scu.create_film_box("STANDARD\\2,2", size="10INX12IN", BorderDensity="WHITE")
+        for position, level in enumerate([30, 90, 150, 210], start=1):
+            assert scu.set_image(film_box, position, gray_item(level)).Status == 0x0000
+        assert scu.print_film_box(film_box)[0].Status == 0x0000
+        scu.release()
+        original = PrintJob.objects.get()
+
+        job = job_execute(job_id=print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False).pk)
+        assert job.state == JobState.SUCCESS, job.errors
+        stored = [dcmread(path) for path in (tmp_path / "dcmprscp" / "db").glob("SP_*.dcm")]
+        assert len(stored) == 1
+        film = stored[0].FilmBoxContentSequence[0]
+        assert (film.ImageDisplayFormat, film.FilmSizeID, film.BorderDensity) == ("STANDARD\\2,2", "10INX12IN", "WHITE")
+        boxes = sorted(stored[0].ImageBoxContentSequence, key=lambda box: box.ImageBoxPosition)
+        assert [box.ImageBoxPosition for box in boxes] == [1, 2, 3, 4]
+        levels = []
+        for box in boxes:
+            reference = box.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+            levels.append(int(np.median(dcmread(_hardcopy(tmp_path / "dcmprscp" / "db", reference)).pixel_array)))
+        assert levels == [30, 90, 150, 210]
+    finally:
+        printer.terminate()
+        printer.wait(timeout=10)
+
+
+def _hardcopy(folder, sop_instance_uid):
+    for path in folder.glob("HG_*.dcm"):
+        if dcmread(path, stop_before_pixels=True).SOPInstanceUID == sop_instance_uid:
+            return path
+    raise AssertionError(f"no hardcopy image {sop_instance_uid}")
