@@ -326,3 +326,29 @@ def test_print_job_n_get_of_unknown_job_is_0112(print_listener, print_scu):
     assert status.Status == 0x0112 and status.ErrorComment.startswith("No such Print Job")
     status, printer = scu.printer_status()
     assert status.Status == 0x0000 and set(printer.dir()) == {"PrinterStatus", "PrinterStatusInfo"}
+
+
+def test_film_session_n_set_updates_the_job(print_listener, print_scu):
+    from pydicom.dataset import Dataset
+    from pynetdicom.sop_class import BasicFilmSession
+
+    scu = print_scu(print_listener)
+    scu.create_session(FilmSessionLabel="FIRST")
+    change = Dataset()
+    change.NumberOfCopies = 3
+    change.FilmSessionLabel = "SECOND"
+    change.PrintPriority = "HIGH"
+    status, _ = scu.assoc.send_n_set(change, BasicFilmSession, scu.session_uid, meta_uid=scu.meta)
+    assert status.Status == 0x0000
+    bad = Dataset()
+    bad.NumberOfCopies = 0
+    status, _ = scu.assoc.send_n_set(bad, BasicFilmSession, scu.session_uid, meta_uid=scu.meta)
+    assert status.Status == 0x0106 and "Number of Copies" in status.ErrorComment
+    bad = Dataset()
+    bad.PatientName = "NOT^SETTABLE"
+    status, _ = scu.assoc.send_n_set(bad, BasicFilmSession, scu.session_uid, meta_uid=scu.meta)
+    assert status.Status == 0x0105 and "PatientName" in status.ErrorComment
+    scu.release()
+    job = PrintJob.objects.get()
+    assert (job.number_of_copies, job.film_session_label, job.print_priority) == (3, "SECOND", "HIGH")
+    assert job.attributes["20000050"]["Value"] == ["SECOND"]
