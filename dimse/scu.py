@@ -99,8 +99,24 @@ def _ae(node: RemoteNode) -> AE:
     return ae
 
 
+def tcp_nodelay(event) -> None:
+    """EVT_CONN_OPEN handler for outgoing associations: disable Nagle's algorithm.
+
+    pynetdicom leaves it on for requestor sockets; with the peer's delayed ACK
+    each small C-STORE message then waits ~40 ms (C-MOVE measured at 27
+    instances/s before this, the same 37 ms per message).
+    """
+    import socket
+
+    sock = getattr(event.assoc.dul.socket, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def _associate(ae: AE, node: RemoteNode, **kwargs):
-    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, max_pdu=settings.PACS_MAX_PDU, **kwargs)
+    handlers = [(evt.EVT_CONN_OPEN, tcp_nodelay), *kwargs.pop("evt_handlers", [])]
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, max_pdu=settings.PACS_MAX_PDU,
+                         evt_handlers=handlers, **kwargs)
     if not assoc.is_established:
         reason = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "no answer"
         raise ScuError(f"Association to {node.ae_title}@{node.host}:{node.port} failed ({reason})")

@@ -46,6 +46,7 @@ from pynetdicom.sop_class import (
 
 from dimse.handlers.storage import STORAGE_TRANSFER_SYNTAXES
 from dimse.models import RemoteNode
+from dimse.scu import tcp_nodelay
 from dimse.server import association_state
 from dimse.statuses import (
     CANCEL,
@@ -453,7 +454,7 @@ def handle_move(event):
     yield node.host, node.port, {
         "contexts": contexts,
         "max_pdu": settings.PACS_MAX_PDU,
-        "evt_handlers": [(evt.EVT_ACCEPTED, store.capture)],
+        "evt_handlers": [(evt.EVT_CONN_OPEN, tcp_nodelay), (evt.EVT_ACCEPTED, store.capture)],
     }
     yield total
     logger.info("c-move start calling_aet=%s destination=%s level=%s instances=%d", calling_aet, destination_aet,
