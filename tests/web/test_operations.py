@@ -89,7 +89,10 @@ def test_upload_files_and_zip_into_the_archive(logged_in, storage_root, archive_
     logged_in.goto("/send/")
     logged_in.set_input_files("#file-input", [str(p) for p in files] + [str(zip_path), str(junk)])
     summary = logged_in.locator("#upload-summary")
-    eventually(lambda: summary.inner_text().startswith("5 uploaded, 2 rejected / 4"), timeout=20)
+    try:
+        eventually(lambda: summary.inner_text().startswith("5 uploaded, 2 rejected / 4"), timeout=20)
+    except AssertionError:
+        raise AssertionError(summary.inner_text() + " " + logged_in.locator("#upload-list").inner_text()) from None
     assert Instance.objects.count() == 5
     assert "✗" in logged_in.locator("#upload-list").inner_text()
     screenshot(logged_in, "send-upload")
