@@ -656,7 +656,13 @@ def _index_upsert_full(
             )
             if not patient_created and update_attributes:
                 _update(patient, _changed(patient, attrs["patient"]))
-            study = Study.objects.create(patient=patient, study_instance_uid=attrs["study_instance_uid"], **attrs["study"])
+            # get_or_create: another association may be creating the same study right
+            # now (PostgreSQL raises on the unique index, then the row is visible).
+            study, study_created = Study.objects.get_or_create(
+                study_instance_uid=attrs["study_instance_uid"], defaults={"patient": patient, **attrs["study"]}
+            )
+            if not study_created:
+                patient = study.patient
         else:
             patient = study.patient
             if update_attributes:
@@ -664,17 +670,16 @@ def _index_upsert_full(
                     _update(patient, _changed(patient, attrs["patient"]))
                 _update(study, _changed(study, attrs["study"]))
 
-        series = Series.objects.filter(series_instance_uid=attrs["series_instance_uid"]).first()
-        series_created = series is None
-        if series is None:
-            series = Series.objects.create(
-                study=study,
-                series_instance_uid=attrs["series_instance_uid"],
-                source_aet=_cut(origin.calling_aet, 16),
-                source_address=_cut(origin.peer_address, 64),
+        series, series_created = Series.objects.get_or_create(
+            series_instance_uid=attrs["series_instance_uid"],
+            defaults={
+                "study": study,
+                "source_aet": _cut(origin.calling_aet, 16),
+                "source_address": _cut(origin.peer_address, 64),
                 **attrs["series"],
-            )
-        elif series.study_id != study.pk:
+            },
+        )
+        if series.study_id != study.pk:
             raise DatasetMismatch(
                 f"Series {attrs['series_instance_uid']} already belongs to another study"
             )
