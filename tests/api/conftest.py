@@ -20,11 +20,18 @@ def plain_user(transactional_db, django_user_model):
     return django_user_model.objects.create_user("viewer", "", PASSWORD)
 
 
+def token_for(user) -> str:
+    """An API token (Token auth skips the deliberately slow password hash on every request)."""
+    from rest_framework.authtoken.models import Token
+
+    return Token.objects.get_or_create(user=user)[0].key
+
+
 @pytest.fixture
 def api(live_server, admin_user, archive_config):
-    """requests session authenticated as an administrator; ``api.url(path)``."""
+    """requests session authenticated as an administrator (token); ``api.url(path)``."""
     session = requests.Session()
-    session.auth = (admin_user.username, PASSWORD)
+    session.headers["Authorization"] = f"Token {token_for(admin_user)}"
     session.url = lambda path: live_server.url + path
     yield session
     session.close()
@@ -33,7 +40,7 @@ def api(live_server, admin_user, archive_config):
 @pytest.fixture
 def viewer(live_server, plain_user, archive_config):
     session = requests.Session()
-    session.auth = (plain_user.username, PASSWORD)
+    session.headers["Authorization"] = f"Token {token_for(plain_user)}"
     session.url = lambda path: live_server.url + path
     yield session
     session.close()

@@ -19,8 +19,12 @@ def api_user(transactional_db, django_user_model):
 @pytest.fixture
 def http(live_server, api_user, archive_config):
     """A requests session logged in with HTTP Basic, and ``http.url(path)``."""
+    from rest_framework.authtoken.models import Token
+
     session = requests.Session()
-    session.auth = (api_user.username, PASSWORD)
+    # Token auth: HTTP Basic would run the slow password hash on every request.
+    session.headers["Authorization"] = f"Token {Token.objects.get_or_create(user=api_user)[0].key}"
+    session.username = api_user.username
     session.base = live_server.url
     session.url = lambda path: live_server.url + path
     yield session

@@ -376,13 +376,14 @@ def test_auth_required_unless_anonymous_read(live_server, stored_study, settings
     stow = requests.post(url, data=multipart_body([f.encode(f.ct_dataset())]), headers={"Content-Type": STOW_TYPE})
     assert stow.status_code == 401
 
-    from rest_framework.authtoken.models import Token
+    from tests.dicomweb.conftest import PASSWORD
 
-    token = Token.objects.create(user=http.auth and __import__("django.contrib.auth").contrib.auth.get_user_model()
-                                 .objects.get(username=http.auth[0]))
     settings.PACS_ANONYMOUS_READ = False
-    with_token = requests.get(url, headers={"Authorization": f"Token {token.key}"})
+    with_token = requests.get(url, headers={"Authorization": http.headers["Authorization"]})
     assert with_token.status_code == 200 and len(with_token.json()) == 1
+    with_basic = requests.get(url, auth=(http.username, PASSWORD))
+    assert with_basic.status_code == 200
+    assert requests.get(url, auth=(http.username, "wrong")).status_code == 401
 
 
 def test_cors_preflight_without_auth_and_on_errors(live_server, settings, archive_config):
