@@ -88,9 +88,9 @@ class PrintJobDetailSerializer(PrintJobSerializer):
 
 
 class ReprintSerializer(serializers.Serializer):
-    node = serializers.IntegerField(help_text="Remote node (a printer) to print on.")
+    node = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="Remote node (a printer) to print on.")
     films = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=999_999),
         required=False,
         default=list,
         help_text="Film numbers to send; default every film.",

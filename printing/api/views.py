@@ -38,7 +38,7 @@ class PrintJobFilter(django_filters.FilterSet):
 
 def _film_number(request) -> int:
     raw = request.query_params.get("film", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
         raise ValidationError({"film": ["a film number (1, 2, ...)"]})
     return int(raw)
 
@@ -51,6 +51,7 @@ class PrintJobViewSet(
 
     permission_classes = [ModelPermissions]
     filterset_class = PrintJobFilter
+    lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
         return selectors.print_job_list()
