@@ -129,3 +129,16 @@ def test_reprint_to_a_printer_node_and_delete(dimse_listener, print_folder, prin
     # The composed films stay in the archive as studies.
     assert Instance.objects.filter(sop_instance_uid__in=sop_uids).count() == 2
     assert Job.objects.get(pk=forward["id"]).state == "success"
+
+
+def test_admin_pages(dimse_listener, print_folder, print_scu, users, client):
+    port = dimse_listener("print").port("print")
+    job = print_films(port, print_scu)
+    client.force_login(users[0])
+    assert "MODALITY" in client.get("/admin/printing/printjob/").content.decode()
+    page = client.get(f"/admin/printing/printjob/{job.pk}/change/")
+    assert page.status_code == 200 and "STANDARD\\2,1" in page.content.decode()
+    assert client.get("/admin/printing/printforwardrule/add/").status_code == 200
+    response = client.post(f"/admin/printing/printjob/{job.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not PrintJob.objects.exists()
+    assert not files.absolute_path(files.job_folder_relative(job.pk)).exists()

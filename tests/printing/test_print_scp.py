@@ -352,3 +352,30 @@ def test_film_session_n_set_updates_the_job(print_listener, print_scu):
     job = PrintJob.objects.get()
     assert (job.number_of_copies, job.film_session_label, job.print_priority) == (3, "SECOND", "HIGH")
     assert job.attributes["20000050"]["Value"] == ["SECOND"]
+
+
+def test_parallel_modalities_print_independent_sessions(print_listener, print_scu):
+    import threading
+
+    results = {}
+
+    def modality(name: str, level: int) -> None:
+        scu = print_scu(print_listener, calling=name)
+        scu.create_session(FilmSessionLabel=name)
+        film_box, _, _ = scu.create_film_box("STANDARD\\1,2")
+        scu.set_image(film_box, 1, gray_item(level))
+        scu.set_image(film_box, 2, gray_item(level + 1))
+        results[name] = scu.print_film_box(film_box)[0].Status
+        scu.release()
+
+    threads = [threading.Thread(target=modality, args=(f"CT0{n}", 20 * n)) for n in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == {f"CT0{n}": 0 for n in range(1, 5)}
+    for n in range(1, 5):
+        job = PrintJob.objects.get(calling_aet=f"CT0{n}")
+        assert (job.status, job.film_session_label, job.number_of_images) == ("DONE", f"CT0{n}", 2)
+        pixels = film_pixels(job.films.get())
+        assert [int(pixels[y, x]) for y, x in box_centres("STANDARD\\1,2")] == [20 * n, 20 * n + 1]
