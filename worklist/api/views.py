@@ -94,7 +94,7 @@ class WorklistItemViewSet(
     parser_classes = [JSONParser, DicomJsonParser]
     renderer_classes = [JSONRenderer, DicomJsonRenderer]
     filter_backends: list = []
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = r"[0-9]{1,18}"
     queryset = WorklistItem.objects.none()  # schema generation; real rows from selectors
 
     def get_queryset(self):
