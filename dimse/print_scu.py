@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import (
     BasicColorPrintManagementMeta,
@@ -33,6 +33,7 @@ from pynetdicom.status import code_to_category
 logger = logging.getLogger(__name__)
 
 ACTION_PRINT = 1
+LITTLE_ENDIAN = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 _OK = ("Success", "Warning")
 
 
@@ -84,10 +85,12 @@ def film_session_print(
     meta = BasicColorPrintManagementMeta if color else BasicGrayscalePrintManagementMeta
     ae = AE(ae_title=calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    ae.add_requested_context(meta)
+    # Little endian only: the kept image box pixels are little endian words and pydicom
+    # writes OW bytes as given, so a big endian context would swap every 16-bit pixel.
+    ae.add_requested_context(meta, LITTLE_ENDIAN)
     with_lut = any(film.presentation_lut is not None for film in films)
     if with_lut:
-        ae.add_requested_context(PresentationLUT)
+        ae.add_requested_context(PresentationLUT, LITTLE_ENDIAN)
     assoc = ae.associate(host, port, ae_title=called_aet)
     if not assoc.is_established:
         raise PrintScuError(f"Association with {called_aet}@{host}:{port} was rejected or failed")
