@@ -14,9 +14,11 @@ results than ``limit`` (or the server cap ``MAX_RESULTS``) adds a ``Warning:
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from django.conf import settings
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from rest_framework.response import Response
 
 from dicomweb.api import schema
@@ -55,6 +57,88 @@ _ALL_FIELDS = {
     level: [kw for lvl in matching.LEVELS[: matching.LEVELS.index(level) + 1] for kw in matching.LEVEL_KEYS[lvl]]
     for level in (matching.STUDY, matching.SERIES, matching.IMAGE)
 }
+
+
+_CHARSET = {"vr": "CS", "Value": ["ISO_IR 192"]}
+
+
+def _json_value(vr: str, value: object) -> list | None:
+    """DICOM JSON ``Value`` of an index value (PS3.18 F.2): None when empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime.datetime):
+        return [value.strftime("%Y%m%d%H%M%S")]
+    if isinstance(value, datetime.date):
+        return [value.strftime("%Y%m%d")]
+    if isinstance(value, datetime.time):
+        return [value.strftime("%H%M%S") + (f".{value.microsecond:06d}" if value.microsecond else "")]
+    if vr == "PN":
+        groups = str(value).split("=")
+        item = {"Alphabetic": groups[0]} if groups[0] else {}
+        if len(groups) > 1 and groups[1]:
+            item["Ideographic"] = groups[1]
+        if len(groups) > 2 and groups[2]:
+            item["Phonetic"] = groups[2]
+        return [item] if item else None
+    if vr in ("IS", "US", "UL", "SS", "SL"):
+        return [int(value)]
+    if vr in ("DS", "FL", "FD"):
+        return [float(value)]
+    if isinstance(value, str) and "\\" in value:
+        return value.split("\\")
+    return [value]
+
+
+def _plan(level: str, fields: list[str]) -> tuple[list[tuple], list[str]]:
+    """Resolve the requested keywords once per request.
+
+    Returns ``(columns, computed)``: ``(tag key, vr, field path)`` read from the
+    row, and keywords that need :func:`pacs.matching.level_identifier`
+    (computed values such as SOPClassesInStudy).
+    """
+    wanted = [matching.UNIQUE_KEYS[upper] for upper in matching.LEVELS[1 if level != matching.PATIENT else 0:
+                                                                       matching.LEVELS.index(level) + 1]]
+    wanted = ["PatientID", *wanted] if "PatientID" not in wanted else wanted
+    wanted += [name for name in fields if name not in wanted]
+    columns, computed = [], []
+    for name in wanted:
+        tag = tag_for_keyword(name)
+        if tag is None or name in ("SpecificCharacterSet", "QueryRetrieveLevel"):
+            continue
+        key_text = f"{tag:08X}"
+        if name == "InstanceAvailability":
+            columns.append((key_text, "CS", None, "ONLINE"))
+            continue
+        try:
+            key = matching.key_lookup(level, name)
+        except matching.MatchingError:
+            continue
+        if key is None:
+            columns.append((key_text, dictionary_VR(tag).split(" or ")[0], None, None))
+        elif key.field is None:
+            computed.append(name)
+        else:
+            columns.append((key_text, key.vr, key.field.split("__"), None))
+    return columns, computed
+
+
+def _row_json(row, level: str, columns: list[tuple], computed: list[str]) -> dict:
+    item = {"00080005": _CHARSET}
+    for key_text, vr, path, constant in columns:
+        if path is None:
+            value = constant
+        else:
+            value = row
+            for part in path:
+                value = getattr(value, part) if value is not None else None
+        values = _json_value(vr, value)
+        item[key_text] = {"vr": vr, "Value": values} if values else {"vr": vr}
+    if computed:
+        extra = matching.level_identifier(row, level, computed)
+        for elem in extra:
+            if elem.keyword in computed:
+                item[f"{elem.tag:08X}"] = elem.to_json_dict(None, 1 << 30)
+    return item
 
 
 def _retrieve_url(root: str, level: str, row) -> str:
@@ -143,11 +227,10 @@ class QueryView(DicomWebView):
         more = len(page) > cap
         page = page[:cap]
         root = base_url(request)
+        columns, computed = _plan(level, fields)
         body = []
         for row in page:
-            ds = matching.level_identifier(row, level, fields)
-            del ds.QueryRetrieveLevel
-            item = ds.to_json_dict(bulk_data_threshold=1 << 30, bulk_data_element_handler=None)
+            item = _row_json(row, level, columns, computed)
             item["00081190"] = {"vr": "UR", "Value": [_retrieve_url(root, level, row)]}
             body.append(item)
         response = Response(body)
