@@ -27,8 +27,8 @@ _UID_NAMES = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID", "insta
 class DicomWebPermission(BasePermission):
     """Reads need a logged-in user (or ``PACS_ANONYMOUS_READ``); STOW-RS needs ``pacs.add_instance``.
 
-    Group permissions come from Django: give a group ``pacs.view_instance`` to
-    read and ``pacs.add_instance`` to store.
+    The store permission comes from Django groups (give a group
+    ``pacs.add_instance`` to let its users or tokens upload).
     """
 
     message = "Authentication credentials were not provided or lack the needed permission."
@@ -36,9 +36,7 @@ class DicomWebPermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
         if request.method in SAFE_METHODS:
-            if settings.PACS_ANONYMOUS_READ:
-                return True
-            return bool(user and user.is_authenticated and user.has_perm("pacs.view_instance"))
+            return bool(settings.PACS_ANONYMOUS_READ or (user and user.is_authenticated))
         return bool(user and user.is_authenticated and user.has_perm("pacs.add_instance"))
 
 
@@ -54,7 +52,15 @@ def base_url(request) -> str:
     """Public root (no trailing slash) for RetrieveURL/BulkDataURI: PACS_PUBLIC_URL or the request's host."""
     if settings.PACS_PUBLIC_URL:
         return settings.PACS_PUBLIC_URL.rstrip("/")
-    return request.build_absolute_uri("/").rstrip("/")
+    root = request.build_absolute_uri("/").rstrip("/")
+    host = request.META.get("HTTP_HOST", "")
+    port = request.META.get("SERVER_PORT", "")
+    direct = "HTTP_X_FORWARDED_FOR" not in request.META and "HTTP_X_FORWARDED_HOST" not in request.META
+    if direct and host and ":" not in host.rsplit("]", 1)[-1] and port not in ("", "80", "443"):
+        # dicomweb-client sends "Host: name" without the port; a direct (unproxied)
+        # request reached us on SERVER_PORT, so URIs must carry it to work.
+        root += f":{port}"
+    return root
 
 
 def study_url(request, study: str) -> str:

@@ -386,6 +386,30 @@ def test_auth_required_unless_anonymous_read(live_server, stored_study, settings
     assert requests.get(url, auth=(http.username, "wrong")).status_code == 401
 
 
+def test_store_needs_the_add_instance_permission(live_server, django_user_model, archive_config):
+    import requests
+    from django.contrib.auth.models import Group, Permission
+    from rest_framework.authtoken.models import Token
+
+    user = django_user_model.objects.create_user("uploader", "", "pw-pw-pw-pw-1")
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}", "Content-Type": STOW_TYPE}
+    body = multipart_body([f.encode(f.ct_dataset())])
+    assert requests.get(live_server.url + "/dicomweb/studies", headers=headers).status_code == 200
+    assert requests.post(live_server.url + "/dicomweb/studies", data=body, headers=headers).status_code == 403
+    group = Group.objects.create(name="modalities")
+    group.permissions.add(Permission.objects.get(codename="add_instance"))
+    user.groups.add(group)
+    assert requests.post(live_server.url + "/dicomweb/studies", data=body, headers=headers).status_code == 200
+
+
+def test_dicomweb_client_bulkdata_uri_carries_the_port(dw_client, stored_study, live_server):
+    ds = stored_study[0]
+    metadata = dw_client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    uri = metadata["7FE00010"]["BulkDataURI"]
+    assert uri.startswith(live_server.url)  # dicomweb-client sends Host without the port
+    assert dw_client.retrieve_bulkdata(uri)[0] == ds.PixelData
+
+
 def test_cors_preflight_without_auth_and_on_errors(live_server, settings, archive_config):
     import requests
 
