@@ -41,6 +41,7 @@ test-postgres: install-test
 
 bench: install-test
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_qr.py
 	$(BIN)/python bench/bench_dicomweb.py
 
 clean:
