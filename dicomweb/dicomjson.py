@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
 
 BULK_THRESHOLD = 1024
 _BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
@@ -98,4 +97,4 @@ def sequence_item(values: dict[int, tuple[str, list | None]]) -> dict:
     return {tag_key(tag): element_json(tag, vr, value) for tag, (vr, value) in values.items()}
 
 
-__all__ = ["dataset_json", "pixel_element_locate", "element_json", "tag_key", "sequence_item", "Tag"]
+__all__ = ["dataset_json", "pixel_element_locate", "element_json", "tag_key", "sequence_item"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import logging
 
-from django.conf import settings
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from rest_framework.response import Response
 
@@ -260,4 +259,4 @@ class InstanceQueryView(QueryView):
     level = matching.IMAGE
 
 
-__all__ = ["StudyQueryView", "SeriesQueryView", "InstanceQueryView", "settings"]
+__all__ = ["StudyQueryView", "SeriesQueryView", "InstanceQueryView"]

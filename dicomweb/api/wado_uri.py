@@ -9,7 +9,6 @@ and ``anonymize=yes`` apply to ``application/dicom``; ``rows``, ``columns``,
 
 from __future__ import annotations
 
-import io
 import logging
 
 from django.http import HttpResponse
@@ -142,4 +141,4 @@ class WadoUriView(DicomWebView):
         return response
 
 
-__all__ = ["WadoUriView", "io"]
+__all__ = ["WadoUriView"]
