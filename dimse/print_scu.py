@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import (
+    BasicAnnotationBox,
     BasicColorPrintManagementMeta,
     BasicFilmBox,
     BasicFilmSession,
@@ -48,6 +49,7 @@ class FilmToPrint:
     film_box: Dataset
     image_boxes: dict[int, Dataset]  # Image Box Position -> N-SET modification list (with the image sequence)
     presentation_lut: Dataset | None = None
+    annotations: dict[int, str] = field(default_factory=dict)  # Annotation Position -> Text String
 
 
 def _check(status: Dataset, what: str) -> None:
@@ -91,15 +93,19 @@ def film_session_print(
     with_lut = any(film.presentation_lut is not None for film in films)
     if with_lut:
         ae.add_requested_context(PresentationLUT, LITTLE_ENDIAN)
+    if any(film.annotations for film in films):
+        ae.add_requested_context(BasicAnnotationBox, LITTLE_ENDIAN)
     assoc = ae.associate(host, port, ae_title=called_aet)
     if not assoc.is_established:
         raise PrintScuError(f"Association with {called_aet}@{host}:{port} was rejected or failed")
     images = 0
     print_job_uids: list[str] = []
+    dropped: list[str] = []
     try:
         if not any(cx.abstract_syntax == meta for cx in assoc.accepted_contexts):
             raise PrintScuError(f"{called_aet} does not accept the {meta.name}")
         lut_accepted = any(cx.abstract_syntax == PresentationLUT for cx in assoc.accepted_contexts)
+        annotation_accepted = any(cx.abstract_syntax == BasicAnnotationBox for cx in assoc.accepted_contexts)
         status, printer = assoc.send_n_get([0x21100010, 0x21100020], Printer, PrinterInstance, meta_uid=meta)
         _check(status, "Printer N-GET")
         printer_status = str(printer.get("PrinterStatus", "")) if printer else ""
@@ -109,7 +115,9 @@ def film_session_print(
         status, _ = assoc.send_n_create(session, BasicFilmSession, session_uid, meta_uid=meta)
         _check(status, "Film Session N-CREATE")
         for number, film in enumerate(films, start=1):
-            images += _film_print(assoc, meta, session_uid, film, lut_accepted, print_job_uids, number)
+            images += _film_print(
+                assoc, meta, session_uid, film, lut_accepted, annotation_accepted, print_job_uids, dropped, number
+            )
             if on_film:
                 on_film(number)
         status = assoc.send_n_delete(BasicFilmSession, session_uid, meta_uid=meta)
@@ -131,12 +139,21 @@ def film_session_print(
         "images": images,
         "printer_status": printer_status,
         "print_job_uids": print_job_uids,
+        "annotations_dropped": dropped,
         "seconds": round(seconds, 3),
     }
 
 
 def _film_print(
-    assoc, meta, session_uid: str, film: FilmToPrint, lut_accepted: bool, print_job_uids: list[str], number: int
+    assoc,
+    meta,
+    session_uid: str,
+    film: FilmToPrint,
+    lut_accepted: bool,
+    annotation_accepted: bool,
+    print_job_uids: list[str],
+    dropped: list[str],
+    number: int,
 ) -> int:
     film_box = Dataset()
     for elem in film.film_box:
@@ -172,6 +189,7 @@ def _film_print(
         )
         _check(status, f"Film {number}: Image Box {position} N-SET")
         images += 1
+    _annotations_set(assoc, film, reply, annotation_accepted, dropped, number)
     status, action_reply = assoc.send_n_action(None, ACTION_PRINT, BasicFilmBox, film_box_uid, meta_uid=meta)
     _check(status, f"Film {number}: Film Box N-ACTION")
     jobs = action_reply.get("ReferencedPrintJobSequence") if action_reply else None
@@ -183,3 +201,21 @@ def _film_print(
         status = assoc.send_n_delete(PresentationLUT, lut_uid)
         _check(status, f"Film {number}: Presentation LUT N-DELETE")
     return images
+
+
+def _annotations_set(assoc, film: FilmToPrint, reply, accepted: bool, dropped: list[str], number: int) -> None:
+    """N-SET the film's annotation texts; a printer without annotation boxes prints the film without them."""
+    if not film.annotations:
+        return
+    boxes = list(reply.get("ReferencedBasicAnnotationBoxSequence", [])) if reply else []
+    # Annotation boxes carry no position until the SCU sets one (PS3.4 H.4.5): one box per text.
+    for index, (position, text) in enumerate(sorted(film.annotations.items())):
+        if not accepted or index >= len(boxes):
+            dropped.append(f"film {number} position {position}")
+            continue
+        modification = Dataset()
+        modification.AnnotationPosition = position
+        modification.TextString = text
+        item = boxes[index]
+        status, _ = assoc.send_n_set(modification, item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID)
+        _check(status, f"Film {number}: Annotation Box {position} N-SET")

@@ -130,6 +130,24 @@ class ImageBox(models.Model):
         return f"Image box {self.image_box_position} of {self.film_box_id}"
 
 
+class AnnotationBox(models.Model):
+    """A Basic Annotation Box SOP instance (PS3.4 H.4.5): one text line on a film box.
+
+    Created with its film box; the SCU's N-SET chooses its Annotation Position and text.
+    """
+
+    film_box = models.ForeignKey(to="printing.FilmBox", on_delete=models.CASCADE, related_name="annotation_boxes")
+    sop_instance_uid = models.CharField(max_length=64, db_index=True)
+    annotation_position = models.PositiveIntegerField(null=True, blank=True)
+    text_string = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["film_box", "id"]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.annotation_position} of {self.film_box_id}"
+
+
 class Film(models.Model):
     """One printed film: the film box as it was printed and its composition.
 
@@ -153,6 +171,7 @@ class Film(models.Model):
     presentation_lut = models.JSONField(
         null=True, blank=True, help_text="Referenced Presentation LUT (DICOM JSON), if any."
     )
+    annotations = models.JSONField(default=list, blank=True, help_text="[{position, text}] as printed.")
     number_of_images = models.PositiveIntegerField(default=0)
     rows = models.PositiveIntegerField()
     columns = models.PositiveIntegerField()

@@ -2,7 +2,8 @@
 
 Printer N-GET, Basic Film Session N-CREATE/N-SET/N-ACTION/N-DELETE, Basic
 Film Box N-CREATE/N-SET/N-ACTION/N-DELETE, Basic Grayscale/Color Image Box
-N-SET, Presentation LUT N-CREATE/N-DELETE and Print Job N-GET.  Each handler
+N-SET, Basic Annotation Box N-SET, Presentation LUT N-CREATE/N-DELETE and
+Print Job N-GET.  Each handler
 takes the request apart, calls one ``printing.services`` function with the
 association's :class:`PrintContext` and answers its status; a
 ``PrintError`` becomes its N-* status with the message as Error Comment.
@@ -23,6 +24,7 @@ from dimse.statuses import NO_SUCH_ACTION, NO_SUCH_SOP_CLASS, SUCCESS, UNRECOGNI
 from printing.exceptions import PrintError
 from printing.services import films, printer, sessions
 from printing.services.context import (
+    BASIC_ANNOTATION_BOX,
     BASIC_COLOR_IMAGE_BOX,
     BASIC_FILM_BOX,
     BASIC_FILM_SESSION,
@@ -38,9 +40,9 @@ from printing.services.context import (
 logger = logging.getLogger(__name__)
 
 # Negotiable abstract syntaxes: the two meta SOP classes (Film Session, Film Box,
-# Image Box, Printer) and the separately negotiated Presentation LUT, Print Job
-# and Printer SOP classes (PS3.4 H.3).
-PRINT_ABSTRACT_SYNTAXES = [GRAYSCALE_META, COLOR_META, PRESENTATION_LUT, PRINT_JOB, PRINTER]
+# Image Box, Printer) and the separately negotiated Presentation LUT, Print Job,
+# Printer and Basic Annotation Box SOP classes (PS3.4 H.3).
+PRINT_ABSTRACT_SYNTAXES = [GRAYSCALE_META, COLOR_META, PRESENTATION_LUT, PRINT_JOB, PRINTER, BASIC_ANNOTATION_BOX]
 PRINT_TRANSFER_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
 ACTION_PRINT = 1  # Action Type ID of Film Session/Film Box "Print" (PS3.4 H.4.1.2.3, H.4.2.2.3)
 
@@ -145,7 +147,7 @@ def handle_n_create(event) -> tuple[int | Dataset, Dataset | None]:
 
 @uses_db
 def handle_n_set(event) -> tuple[int | Dataset, Dataset | None]:
-    """N-SET of a Film Session, Film Box or Grayscale/Color Image Box."""
+    """N-SET of a Film Session, Film Box, Grayscale/Color Image Box or Annotation Box."""
     context = _context(event)
     request = event.request
     class_uid, uid = request.RequestedSOPClassUID, request.RequestedSOPInstanceUID
@@ -165,6 +167,10 @@ def handle_n_set(event) -> tuple[int | Dataset, Dataset | None]:
                 sop_instance_uid=uid,
                 modifications=event.modification_list,
                 little_endian=event.context.transfer_syntax[0] != ExplicitVRBigEndian,
+            )
+        elif class_uid == BASIC_ANNOTATION_BOX:
+            reply = sessions.annotation_box_set(
+                context=context, sop_instance_uid=uid, modifications=event.modification_list
             )
         else:
             return _failure(NO_SUCH_SOP_CLASS, f"N-SET not supported for {class_uid}"), None

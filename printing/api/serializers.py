@@ -45,6 +45,7 @@ class FilmDetailSerializer(FilmSerializer):
             "film_box",
             "image_boxes",
             "presentation_lut",
+            "annotations",
         ]
         read_only_fields = fields
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 
 from printing.choices import FILM_SIZES_MM, FilmOrientation, MagnificationType, Polarity
@@ -39,6 +39,10 @@ DEFAULT_EMPTY_IMAGE_DENSITY = "BLACK"
 MAX_IMAGE_BOXES = 100  # a 10x10 film is the largest layout any printer offers
 GAP_INCHES = 0.08  # border between image boxes and around the film
 TRIM_PIXELS = 2
+# Basic Annotation Box (PS3.4 H.4.5): this printer offers six text positions for any
+# Annotation Display Format ID: 1-3 left/centre/right above the images, 4-6 below.
+ANNOTATION_POSITIONS = 6
+ANNOTATION_BAND_INCHES = 0.3
 
 _COUNT = r"[1-9][0-9]{0,1}"
 _STANDARD_RE = re.compile(rf"^STANDARD\\({_COUNT}),({_COUNT})$")
@@ -261,16 +265,23 @@ def film_compose(
     min_density: int = DEFAULT_MIN_DENSITY,
     max_density: int = DEFAULT_MAX_DENSITY,
     trim: bool = False,
+    annotations: dict[int, str] | None = None,
 ) -> np.ndarray:
     """Compose one film box; returns uint8 HxW (grayscale) or HxWx3 (color).
 
     The film is filled with Border Density; each image box area with Empty
     Image Density, then its image scaled to fit (aspect kept, centred),
     inverted for Polarity REVERSE, with a trim box when Trim is YES.
+    ``annotations`` (position -> text, ``None`` when the film box has no
+    Annotation Display Format ID) reserve a text band above and below the images.
     """
     layout = display_format_parse(image_display_format)
     width, height = film_geometry(film_size_id=film_size_id, film_orientation=film_orientation, dpi=dpi)
-    rects = layout_rects(layout, width, height, max(1, round(GAP_INCHES * dpi)))
+    band = round(ANNOTATION_BAND_INCHES * dpi) if annotations is not None else 0
+    rects = [
+        Rect(r.x, r.y + band, r.width, r.height)
+        for r in layout_rects(layout, width, height - 2 * band, max(1, round(GAP_INCHES * dpi)))
+    ]
     levels = {"min_density": min_density, "max_density": max_density}
     border = density_to_gray(border_density, **levels)
     empty = density_to_gray(empty_image_density, **levels)
@@ -297,7 +308,28 @@ def film_compose(
         film[y : y + h, x : x + w] = pixels
         if trim:
             _trim_draw(film, x, y, w, h, 1.0 - border)
-    return np.rint(np.clip(film, 0.0, 1.0) * 255).astype(np.uint8)
+    out = np.rint(np.clip(film, 0.0, 1.0) * 255).astype(np.uint8)
+    if annotations:
+        out = _annotations_draw(out, annotations, band, round(255 * (1.0 - border)))
+    return out
+
+
+def _annotations_draw(film: np.ndarray, annotations: dict[int, str], band: int, level: int) -> np.ndarray:
+    """Text of annotation positions 1-3 (top band) and 4-6 (bottom band), left/centre/right."""
+    image = Image.fromarray(film)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(8, round(band * 0.6)))
+    fill = (level, level, level) if film.ndim == 3 else level
+    width, height = image.size
+    for position, text in annotations.items():
+        if not text or not 1 <= position <= ANNOTATION_POSITIONS:
+            continue
+        column = (position - 1) % 3
+        anchor = ("l", "m", "r")[column] + "m"
+        x = (band // 2, width // 2, width - band // 2)[column]
+        y = band // 2 if position <= 3 else height - band // 2
+        draw.text((x, y), text, fill=fill, font=font, anchor=anchor)
+    return np.asarray(image)
 
 
 def _trim_draw(film: np.ndarray, x: int, y: int, w: int, h: int, level: float) -> None:

@@ -28,7 +28,7 @@ from pacs.exceptions import PacsError
 from pacs.services.ingest import IngestOrigin, instance_ingest
 from printing.choices import PrintJobStatus
 from printing.exceptions import NoFilmBoxes, NoSuchObjectInstance, PrintError, PrintProcessingFailure
-from printing.models import Film, FilmBox, ImageBox, PrintJob
+from printing.models import AnnotationBox, Film, FilmBox, ImageBox, PrintJob
 from printing.services import composition, files
 from printing.services.context import (
     PRINT_JOB,
@@ -44,6 +44,7 @@ from printing.services.sessions import film_box_effective
 
 logger = logging.getLogger(__name__)
 
+ANNOTATION_DISPLAY_FORMAT_ID_TAG = "20100030"  # key of Annotation Display Format ID in DICOM JSON
 EMPTY_FILM_BOX = 0xB603  # Warning: Film Box hierarchy does not contain Image Box SOP instances (empty page)
 EMPTY_FILM_SESSION = 0xB602  # Warning: Film Session hierarchy has no Image Box SOP instances (empty page)
 
@@ -166,9 +167,11 @@ def film_render(
     image_boxes: list[dict],
     color: bool,
     dpi: int,
+    annotations: list[dict] | None = None,
 ) -> np.ndarray:
-    """Compose a film from its snapshot (film box DICOM JSON + image box snapshots)."""
+    """Compose a film from its snapshot (film box DICOM JSON + image box and annotation snapshots)."""
     effective = film_box_effective(film_box)
+    with_annotations = ANNOTATION_DISPLAY_FORMAT_ID_TAG in film_box
     return composition.film_compose(
         image_display_format=image_display_format,
         film_size_id=film_size_id,
@@ -182,6 +185,7 @@ def film_render(
         min_density=effective["MinDensity"],
         max_density=effective["MaxDensity"],
         trim=effective["Trim"] == "YES",
+        annotations={a["position"]: a["text"] for a in annotations or []} if with_annotations else None,
     )
 
 
@@ -197,6 +201,13 @@ def _film_make(
         }
         for ib in image_boxes
     ]
+    annotations = [
+        {"position": position, "text": text}
+        for position, text in AnnotationBox.objects.filter(film_box=box, annotation_position__isnull=False)
+        .exclude(text_string="")
+        .order_by("annotation_position", "id")
+        .values_list("annotation_position", "text_string")
+    ]
     color = job.is_color
     dpi = settings.PACS_PRINT_DPI
     pixels = film_render(
@@ -207,6 +218,7 @@ def _film_make(
         image_boxes=snapshot,
         color=color,
         dpi=dpi,
+        annotations=annotations,
     )
     sop_instance_uid = generate_uid()
     data = _secondary_capture(job, box, pixels, number, sop_instance_uid, dpi)
@@ -235,6 +247,7 @@ def _film_make(
         film_box=box.attributes,
         image_boxes=snapshot,
         presentation_lut=context.presentation_luts.get(lut_uid),
+        annotations=annotations,
         number_of_images=sum(1 for ib in snapshot if ib["pixel_file"]),
         rows=pixels.shape[0],
         columns=pixels.shape[1],

@@ -60,7 +60,8 @@ def film_to_print(film: Film) -> FilmToPrint:
     film_box.FilmOrientation = film.film_orientation
     film_box.FilmSizeID = film.film_size_id
     lut = dataset_from_json(film.presentation_lut) if film.presentation_lut else None
-    return FilmToPrint(film_box=film_box, image_boxes=image_boxes, presentation_lut=lut)
+    annotations = {item["position"]: item["text"] for item in film.annotations or []}
+    return FilmToPrint(film_box=film_box, image_boxes=image_boxes, presentation_lut=lut, annotations=annotations)
 
 
 def _calling_aet(node: RemoteNode) -> str:

@@ -33,9 +33,10 @@ from printing.exceptions import (
     NoSuchObjectInstance,
     PrintProcessingFailure,
 )
-from printing.models import FilmBox, ImageBox, PrintJob
+from printing.models import AnnotationBox, FilmBox, ImageBox, PrintJob
 from printing.services import composition, files
 from printing.services.context import (
+    BASIC_ANNOTATION_BOX,
     BASIC_COLOR_IMAGE_BOX,
     BASIC_FILM_SESSION,
     BASIC_GRAYSCALE_IMAGE_BOX,
@@ -55,6 +56,7 @@ from printing.services.print_jobs import print_job_session_close
 
 logger = logging.getLogger(__name__)
 
+ANNOTATION_BOX_SETTABLE = {"AnnotationPosition", "TextString"}
 # Film box values in effect when the SCU does not send them (printer defaults, PS3.3 C.13.3).
 FILM_BOX_DEFAULTS = {
     "MagnificationType": composition.DEFAULT_MAGNIFICATION,
@@ -305,6 +307,12 @@ def film_box_create(*, context: PrintContext, sop_instance_uid: str | None, attr
             )
             for position in range(1, layout.image_box_count + 1)
         )
+        annotation_boxes = []
+        if attribute_text(attributes, "AnnotationDisplayFormatID"):
+            annotation_boxes = AnnotationBox.objects.bulk_create(
+                AnnotationBox(film_box=box, sop_instance_uid=generate_uid())
+                for _ in range(composition.ANNOTATION_POSITIONS)
+            )
     logger.info(
         "film box created print_job=%s film_box_uid=%s format=%s size=%s orientation=%s",
         job.pk,
@@ -334,6 +342,15 @@ def film_box_create(*, context: PrintContext, sop_instance_uid: str | None, attr
         item.ReferencedSOPInstanceUID = image_box.sop_instance_uid
         items.append(item)
     reply.ReferencedImageBoxSequence = items
+    if annotation_boxes:
+        reply.AnnotationDisplayFormatID = attribute_text(attributes, "AnnotationDisplayFormatID")
+        references = []
+        for annotation_box in annotation_boxes:
+            item = Dataset()
+            item.ReferencedSOPClassUID = BASIC_ANNOTATION_BOX
+            item.ReferencedSOPInstanceUID = annotation_box.sop_instance_uid
+            references.append(item)
+        reply.ReferencedBasicAnnotationBoxSequence = references
     return uid, reply
 
 
@@ -442,6 +459,44 @@ def image_box_set(
         fields["rows"], fields["columns"] = image.pixels.shape[0], image.pixels.shape[1]
     ImageBox.objects.filter(pk=image_box.pk).update(**fields)
     logger.debug("image box set print_job=%s position=%s", context.job_id, image_box.image_box_position)
+    return Dataset()
+
+
+@records_failure
+def annotation_box_set(*, context: PrintContext, sop_instance_uid: str, modifications: Dataset) -> Dataset:
+    """N-SET of a Basic Annotation Box: the text printed at its position (PS3.4 H.4.5.2.1).
+
+    Raises
+    ------
+    NoSuchObjectInstance
+        0x0112: no such annotation box in this film session.
+    NoSuchAttribute / MissingAttribute / InvalidAttributeValue
+        0x0105 / 0x0120 / 0x0106: an attribute other than Annotation Position
+        and Text String, no position, or a position this printer does not offer.
+    """
+    annotation_box = None
+    if context.job_id is not None:
+        annotation_box = AnnotationBox.objects.filter(
+            film_box__print_job_id=context.job_id, sop_instance_uid=sop_instance_uid
+        ).first()
+    if annotation_box is None:
+        raise NoSuchObjectInstance(f"No such Annotation Box in this film session: {sop_instance_uid}")
+    unknown = sorted(
+        elem.keyword or str(elem.tag) for elem in modifications if elem.keyword not in ANNOTATION_BOX_SETTABLE
+    )
+    if unknown:
+        raise NoSuchAttribute(f"Annotation Box attributes cannot be set: {', '.join(unknown)}")
+    position = modifications.get("AnnotationPosition")
+    if position in (None, ""):
+        if annotation_box.annotation_position is None:
+            raise MissingAttribute("Annotation Position is missing")
+        position = annotation_box.annotation_position
+    if not 1 <= int(position) <= composition.ANNOTATION_POSITIONS:
+        raise InvalidAttributeValue(
+            f"Annotation Position {position} is not 1-{composition.ANNOTATION_POSITIONS} (1-3 top, 4-6 bottom)"
+        )
+    text = attribute_text(modifications, "TextString")[:64]
+    AnnotationBox.objects.filter(pk=annotation_box.pk).update(annotation_position=int(position), text_string=text)
     return Dataset()
 
 

@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import (
+    BasicAnnotationBox,
     BasicColorImageBox,
     BasicColorPrintManagementMeta,
     BasicFilmBox,
@@ -143,6 +144,14 @@ class PrintSession:
             ds.BasicGrayscaleImageSequence = [item]
         return self.assoc.send_n_set(ds, class_uid, uid, meta_uid=self.meta)[0]
 
+    def set_annotation(self, reply, position: int, text: str, *, uid: str | None = None):
+        """Annotation Box N-SET of *position* of a film box N-CREATE *reply*; returns the status."""
+        ds = Dataset()
+        ds.AnnotationPosition = position
+        ds.TextString = text
+        item = reply.ReferencedBasicAnnotationBoxSequence[min(position, 6) - 1]
+        return self.assoc.send_n_set(ds, BasicAnnotationBox, uid or item.ReferencedSOPInstanceUID)[0]
+
     def print_film_box(self, uid: str):
         return self.assoc.send_n_action(None, 1, BasicFilmBox, uid, meta_uid=self.meta)
 
@@ -173,6 +182,7 @@ def print_scu():
         ae.add_requested_context(meta)
         ae.add_requested_context(PresentationLUT)
         ae.add_requested_context(PrintJob)
+        ae.add_requested_context(BasicAnnotationBox)
         assoc = ae.associate("127.0.0.1", port, ae_title=called)
         assert assoc.is_established
         session = PrintSession(assoc=assoc, meta=meta)

@@ -23,7 +23,9 @@ DPI = 50
 PYDICOM_ROOT = "1.2.826.0.1.3680043.8.498."
 
 
-def dcmpstat_cfg(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PRINTSCP") -> Path:
+def dcmpstat_cfg(
+    folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PRINTSCP", extra: str = ""
+) -> Path:
     """A minimal dcmpstat.cfg naming the live print listener as the only printer."""
     for name in ("db", "spool", "log"):
         (folder / name).mkdir(exist_ok=True)
@@ -59,7 +61,7 @@ def dcmpstat_cfg(folder: Path, port: int, *, calling: str = "MODALITY", called: 
         "SupportsPresentationLUT = true\n"
         "SupportsTrim = true\n"
         "SupportsImageSize = false\n"
-        "SupportsDecimateCrop = false\n"
+        "SupportsDecimateCrop = false\n" + extra
     )
     return config
 
@@ -247,3 +249,30 @@ def test_runscp_print_listener_serves_dcmprscu(storage_root, print_folder, tmp_p
         assert all(abs(got - want) <= 3 for got, want in zip(centres, [70, 140], strict=True)), centres
     finally:
         assert scp.stop() == 0
+
+
+def test_dcmprscu_annotation_box(print_listener, tmp_path, settings):
+    """dcmpsprt --annotation with a printer entry offering annotation position 2 of format ANNOTATION."""
+    settings.PACS_PRINT_DPI = DPI
+    config = dcmpstat_cfg(tmp_path, print_listener, extra="Annotation = 2\\ANNOTATION\n")
+    images = [level_image(tmp_path, 100, 1)]
+    run(
+        [
+            "dcmpsprt",
+            "-c",
+            str(config),
+            "-p",
+            "PACS",
+            "--annotation",
+            "FROM DCMTK",
+            "--print-no-date",
+            "--print-no-name",
+            "--print-no-lighting",
+            *map(str, images),
+        ]
+    )
+    result = run(["dcmprscu", "-c", str(config), "-p", "PACS", str(next((tmp_path / "db").glob("SP_*.dcm")))])
+    assert "error" not in result.stderr.lower(), result.stderr
+    film = Film.objects.get()
+    assert film.film_box["20100030"]["Value"] == ["ANNOTATION"]
+    assert film.annotations == [{"position": 2, "text": "FROM DCMTK"}]

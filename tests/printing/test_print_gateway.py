@@ -237,3 +237,25 @@ def _hardcopy(folder, sop_instance_uid):
         if dcmread(path, stop_before_pixels=True).SOPInstanceUID == sop_instance_uid:
             return path
     raise AssertionError(f"no hardcopy image {sop_instance_uid}")
+
+
+def test_annotations_are_forwarded(two_printers, print_scu):
+    gateway, node = two_printers
+    scu = print_scu(gateway)
+    scu.create_session()
+    film_box, _, reply = scu.create_film_box("STANDARD\\2,1", AnnotationDisplayFormatID="LABEL")
+    scu.set_annotation(reply, 3, "RIGHT TOP")
+    scu.set_annotation(reply, 4, "LEFT BOTTOM")
+    scu.set_image(film_box, 1, gray_item(60))
+    assert scu.print_film_box(film_box)[0].Status == 0x0000
+    scu.release()
+    original = PrintJob.objects.get(calling_aet="MODALITY")
+    job = job_execute(job_id=print_job_forward(print_job_id=original.pk, node_id=node.pk, enqueue=False).pk)
+    assert job.state == JobState.SUCCESS and job.result["annotations_dropped"] == []
+    sent, got = original.films.get(), PrintJob.objects.get(calling_aet="GATEWAY").films.get()
+    assert (
+        got.annotations
+        == sent.annotations
+        == [{"position": 3, "text": "RIGHT TOP"}, {"position": 4, "text": "LEFT BOTTOM"}]
+    )
+    assert np.array_equal(film_pixels(sent), film_pixels(got))

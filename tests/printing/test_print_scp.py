@@ -379,3 +379,35 @@ def test_parallel_modalities_print_independent_sessions(print_listener, print_sc
         assert (job.status, job.film_session_label, job.number_of_images) == ("DONE", f"CT0{n}", 2)
         pixels = film_pixels(job.films.get())
         assert [int(pixels[y, x]) for y, x in box_centres("STANDARD\\1,2")] == [20 * n, 20 * n + 1]
+
+
+def test_annotation_boxes_are_printed_above_and_below_the_images(print_listener, print_scu):
+    from pydicom.uid import generate_uid
+
+    scu = print_scu(print_listener)
+    scu.create_session()
+    film_box, status, reply = scu.create_film_box(
+        "STANDARD\\1,1", AnnotationDisplayFormatID="LABEL", BorderDensity="BLACK"
+    )
+    assert status.Status == 0x0000 and reply.AnnotationDisplayFormatID == "LABEL"
+    assert len(reply.ReferencedBasicAnnotationBoxSequence) == 6
+    assert reply.ReferencedBasicAnnotationBoxSequence[0].ReferencedSOPClassUID == "1.2.840.10008.5.1.1.15"
+    assert scu.set_annotation(reply, 1, "LEFT TOP").Status == 0x0000
+    assert scu.set_annotation(reply, 5, "BOTTOM CENTRE").Status == 0x0000
+    wrong = scu.set_annotation(
+        reply, 7, "X", uid=reply.ReferencedBasicAnnotationBoxSequence[2].ReferencedSOPInstanceUID
+    )
+    assert wrong.Status == 0x0106 and "Annotation Position" in wrong.ErrorComment
+    assert scu.set_annotation(reply, 3, "X", uid=generate_uid()).Status == 0x0112
+    scu.set_image(film_box, 1, gray_item(128))
+    assert scu.print_film_box(film_box)[0].Status == 0x0000
+    scu.release()
+    film = Film.objects.get()
+    assert film.annotations == [{"position": 1, "text": "LEFT TOP"}, {"position": 5, "text": "BOTTOM CENTRE"}]
+    pixels = film_pixels(film)
+    band = round(0.3 * DPI)
+    width = pixels.shape[1]
+    assert pixels[:band, : width // 3].max() > 128  # white text on the black border, top left
+    assert pixels[-band:, width // 3 : 2 * width // 3].max() > 128  # bottom centre
+    assert pixels[:band, width // 3 : 2 * width // 3].max() == 0  # nothing at position 2
+    assert pixels[pixels.shape[0] // 2, width // 2] == 128  # the image, between the bands
