@@ -245,7 +245,7 @@ class RemoteNodeViewSet(viewsets.ModelViewSet):
         """Queue a C-ECHO to this node (a ``verify`` job)."""
         node = self.get_object()
         try:
-            job = job_service.job_create(kind="verify", params={"node_id": node.pk}, user=request.user,
+            job = job_service.job_create(kind="verify", params={"node": node.ae_title}, user=request.user,
                                          description=f"C-ECHO {node.ae_title}")
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
@@ -270,8 +270,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     @extend_schema(
         request=s.JobCreateSerializer, responses={201: s.JobSerializer},
-        examples=[OpenApiExample("Send a study", value={
-            "kind": "send", "params": {"node_id": 1, "study_instance_uid": "1.2.3"}})],
+        examples=[
+            OpenApiExample("Send a study", value={"kind": "send", "params": {
+                "node": "WORKSTATION", "study_instance_uids": ["1.2.840.113619.2.1"]}}),
+            OpenApiExample("Query a node", value={"kind": "query", "params": {
+                "node": "OTHERPACS", "level": "STUDY", "filters": {"PatientID": "P1"}}}),
+            OpenApiExample("Retrieve a study", value={"kind": "retrieve", "params": {
+                "node": "OTHERPACS", "level": "STUDY", "filters": {"StudyInstanceUID": "1.2.3"}, "method": "get"}}),
+            OpenApiExample("Verify (C-ECHO)", value={"kind": "verify", "params": {"node": "OTHERPACS"}}),
+        ],
     )
     def create(self, request, *args, **kwargs):
         data = s.JobCreateSerializer(data=request.data)

@@ -227,3 +227,21 @@ def test_nodes_crud_and_associations(api):
     assert listed["count"] == 1 and listed["results"][0]["instances_received"] == 5
     assert api.delete(api.url(f"/api/nodes/{node_id}/")).status_code == 204
     assert not RemoteNode.objects.exists()
+
+
+def test_node_verify_and_send_jobs_against_a_live_listener(api, archive, dimse_listener):
+    manager = dimse_listener("storage")
+    node = api.post(api.url("/api/nodes/"), json={"ae_title": "STORESCP", "host": "127.0.0.1",
+                                                   "port": manager.port("storage")}).json()
+    verify = api.post(api.url(f"/api/nodes/{node['id']}/verify/"))
+    assert verify.status_code == 202 and verify.json()["kind"] == "verify"
+    assert job_execute(job_id=verify.json()["id"]).state == "success"
+
+    send = api.post(api.url("/api/jobs/"), json={"kind": "send", "params": {
+        "node": "STORESCP", "study_instance_uids": [archive["study"]]}})
+    assert send.status_code == 201, send.text
+    job = job_execute(job_id=send.json()["id"])
+    assert job.state == "success", job.errors
+    watched = api.get(api.url(f"/api/jobs/{job.pk}/")).json()
+    assert watched["progress_done"] == 3 and watched["progress_total"] == 3
+    assert AssociationLog.objects.filter(service="storage", instances_received=3).exists()
