@@ -358,7 +358,3 @@ def print_job_get(*, sop_instance_uid: str, identifiers: list[int] | None = None
             if elem.tag not in wanted:
                 del ds[elem.tag]
     return ds
-
-
-def film_preview_path(film: Film):
-    return files.absolute_path(film.preview_file)
