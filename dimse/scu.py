@@ -8,8 +8,9 @@ does its work and releases it; the job runners in :mod:`dimse.jobs` call them.
 * :func:`node_verify` - C-ECHO.
 * :func:`instances_send` - C-STORE; per SOP class we propose the stored
   syntaxes and uncompressed little endian in separate contexts, then send each
-  instance as stored when accepted, else transcoded (the node's preferred
-  syntax first).  Files are read one at a time.
+  instance as stored when accepted (streamed from the file in PDU-sized
+  chunks, pynetdicom's ``STORE_SEND_CHUNKED_DATASET``), else transcoded (the
+  node's preferred syntax first).  Files are read one at a time.
 * :func:`node_find` - C-FIND at any level (Study or Patient Root); matches
   come back as DICOM JSON.
 * :func:`node_c_move` - C-MOVE to our own Storage AE (the Storage listener
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, build_context, build_role, evt
+from pynetdicom import AE, _config, build_context, build_role, evt
 from pynetdicom.presentation import StoragePresentationContexts
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -257,10 +258,13 @@ def _send_one(assoc, row: dict, accepted: dict[str, list[str]], preferred: str, 
     if target is None:
         return f"peer accepted no transfer syntax reachable from {stored}"
     try:
-        ds = dcmread(absolute_path(row["file_path"]))
-        if target != stored:
-            ds = instance_transcode(ds, target)
-        rsp = assoc.send_c_store(ds)
+        path = absolute_path(row["file_path"])
+        if target == stored:
+            # Chunked mode: the stored bytes go from file to socket, never decoded.
+            _config.STORE_SEND_CHUNKED_DATASET = True
+            rsp = assoc.send_c_store(path)
+        else:
+            rsp = assoc.send_c_store(instance_transcode(dcmread(path), target))
     except (OSError, TranscodeError, PacsError, ValueError, AttributeError, RuntimeError) as exc:
         return str(exc)
     status = getattr(rsp, "Status", None)
