@@ -44,9 +44,16 @@ def pixel_element_locate(path: Path) -> tuple[Dataset, dict | None]:
         ds = dcmread(fh, stop_before_pixels=True)
         start = fh.tell()
         head = fh.read(12)
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+    if ts == "1.2.840.10008.1.2.1.99":
+        # Deflated: the file position says nothing; inflate once to find the pixel element.
+        full = dcmread(path)
+        for tag in _PIXEL_TAGS:
+            if tag in full:
+                return ds, {"tag": tag, "vr": full[tag].VR, "value_offset": None, "length": len(full[tag].value)}
+        return ds, None
     if len(head) < 8:
         return ds, None
-    ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
     endian = ">" if ts == "1.2.840.10008.1.2.2" else "<"
     group, element = struct.unpack(endian + "HH", head[:4])
     tag = (group << 16) | element

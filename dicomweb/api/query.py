@@ -240,7 +240,7 @@ class QueryView(DicomWebView):
                 'Additional results can be requested."'
             )
         if unsupported:
-            warnings.append(f'299 pacs "The fuzzymatching/matching of {", ".join(unsupported)} is not supported"')
+            warnings.append(f'299 pacs "Matching on {", ".join(unsupported)} is not supported; the key was ignored"')
         if warnings:
             response["Warning"] = ", ".join(warnings)
         logger.info("qido-rs level=%s keys=%d results=%d", level, len(filters), len(body))

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
 from pydicom.encaps import generate_frames
-from pydicom.pixels import pixel_array
 from rest_framework.response import Response
 
 from dicomweb import media
@@ -213,7 +212,7 @@ def _lazy(function, **kwargs) -> Iterator[bytes]:
 def _native_frame(*, path, frame: int) -> bytes:
     """One frame decoded to native little-endian bytes (colour as RGB), PS3.18 8.7.3.3.2."""
     try:
-        arr = pixel_array(str(path), index=frame - 1)
+        arr = rendering.frame_array(path, frame)
     except Exception as exc:
         raise transcode.TranscodeError(f"Pixel data cannot be decoded: {exc.__class__.__name__}: {exc}") from exc
     if arr.dtype.byteorder == ">":

@@ -64,6 +64,20 @@ class RenderOptions:
     upscale: bool = True
 
 
+def frame_array(path: Path, frame: int, *, frames: int | None = None) -> np.ndarray:
+    """Decode one frame (1-based) of an archived file, reading only that frame when possible.
+
+    Deflated files cannot be read frame by frame: they are inflated as a whole
+    dataset first.
+    """
+    header = _header(path)
+    count = frames or frame_count(header)
+    index = frame - 1 if count > 1 else None
+    if str(header.file_meta.get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.1.99":
+        return pixel_array(dcmread(path), index=index)
+    return pixel_array(str(path), index=index)
+
+
 def _header(path: Path) -> Dataset:
     return dcmread(path, stop_before_pixels=True)
 
@@ -171,7 +185,6 @@ def frame_render(*, path: Path, options: RenderOptions) -> bytes:
     """
     if options.media_type not in MEDIA_TYPES:
         raise RenderingNotPossible(f"Cannot render as {options.media_type}; use image/jpeg or image/png")
-    header = Dataset()
     try:
         probe = _header(path)
     except Exception as exc:
@@ -182,7 +195,7 @@ def frame_render(*, path: Path, options: RenderOptions) -> bytes:
     if not 1 <= options.frame <= frames:
         raise RenderingNotPossible(f"Frame {options.frame} does not exist (the instance has {frames})")
     try:
-        arr = pixel_array(str(path), ds_out=header, index=options.frame - 1 if frames > 1 else None)
+        arr = frame_array(path, options.frame, frames=frames)
     except Exception as exc:  # decoder missing or corrupt stream
         logger.warning("render decode failed path=%s error=%s", path.name, exc)
         raise RenderingNotPossible(f"Pixel data cannot be decoded: {exc.__class__.__name__}: {exc}") from exc

@@ -509,3 +509,28 @@ def test_study_counts_unchanged_by_reads(http, stored_study):
     http.get(http.url(f"/dicomweb/studies/{ds.StudyInstanceUID}"))
     study = Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
     assert study.number_of_study_related_instances == 3
+
+
+@pytest.mark.parametrize("syntax", [f.JPEG_BASELINE, f.JPEG_LOSSLESS_SV1, f.JPEG_LS_LOSSLESS, f.J2K, f.RLE,
+                                    f.EXPLICIT_BE, f.DEFLATED])
+def test_rendered_from_every_stored_syntax(http, archive_config, syntax):
+    ds = f.ct_dataset(size=32)
+    stored = ingest(ds, syntax)
+    base = (f"/dicomweb/studies/{stored.study_instance_uid}/series/{stored.series_instance_uid}"
+            f"/instances/{stored.sop_instance_uid}")
+    # Full-range window: the factory's 8-bit JPEG Baseline pixels sit far below the CT window 40/400.
+    window = "-896,256" if syntax == f.JPEG_BASELINE else "1024,4096"
+    rendered = http.get(http.url(base + "/rendered"), params={"accept": "image/png", "window": window})
+    assert rendered.status_code == 200, rendered.text
+    image = Image.open(io.BytesIO(rendered.content))
+    assert image.size == (32, 32) and len(set(image.getdata())) > 10  # a gradient, not a blank frame
+    frames = http.get(http.url(base + "/frames/1"), headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    (headers, data), = multipart_parts(frames)
+    assert headers["content-type"] == f"application/octet-stream; transfer-syntax={f.EXPLICIT_LE}"
+    assert len(data) == 32 * 32 * (1 if syntax == f.JPEG_BASELINE else 2)
+
+
+def test_unsupported_matching_key_is_ignored_with_a_warning(http, studies):
+    response = http.get(http.url("/dicomweb/studies"), params={"PatientComments": "x", "PatientID": "Q1"})
+    assert response.status_code == 200 and len(response.json()) == 1
+    assert "PatientComments" in response.headers["Warning"]
