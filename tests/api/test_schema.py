@@ -62,3 +62,26 @@ def test_schemathesis_finds_no_server_error(api, live_server, admin_user):
         check()
     assert operations > 40
     assert not failures, "\n".join(failures[:20])
+
+
+def test_swagger_ui_renders_every_endpoint_in_chromium_under_the_csp(live_server):
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("console", lambda msg: problems.append(msg.text)
+                    if msg.type == "error" and "Content Security Policy" in msg.text else None)
+            page.goto(live_server.url + "/swagger/")
+            page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            assert any("/api/dicom/status" in p for p in paths)
+            assert any("/dicomweb/studies" in p for p in paths)
+            assert not problems, problems
+        finally:
+            browser.close()
