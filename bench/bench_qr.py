@@ -143,7 +143,11 @@ class Pacs:
             [sys.executable, str(ROOT / "manage.py"), "runscp", "--services", "qr", "--qr-port", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_echo(self.port, self.aet)
+        try:
+            wait_echo(self.port, self.aet)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _seed(self) -> None:
@@ -197,6 +201,14 @@ class Orthanc:
         (self.work / "config.json").write_text(json.dumps(config))
         self.process = subprocess.Popen(["Orthanc", str(self.work / "config.json")], env=ENV,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._seed()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _seed(self) -> None:
         wait_echo(self.port, self.aet)
         tiny = self.work / "tiny"
         tiny.mkdir(exist_ok=True)
@@ -207,7 +219,6 @@ class Orthanc:
             ds.save_as(tiny / f"{row['accession']}.dcm", enforce_file_format=True)
         timed(["storescu", "-aet", SCU, "-aec", self.aet, "+sd", "127.0.0.1", self.port, tiny])
         timed(["storescu", "-aet", SCU, "-aec", self.aet, "127.0.0.1", self.port, *self.ct_paths])
-        return self
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
