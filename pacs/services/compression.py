@@ -63,7 +63,7 @@ def instance_compress(*, instance_id: int, compression: str | None = None) -> st
     target, options = _TARGETS[Compression(compression)]
     try:
         original = ds.pixel_array.copy()
-        ds.compress(target, **options)
+        ds.compress(target, generate_instance_uid=False, **options)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
         data = buffer.getvalue()

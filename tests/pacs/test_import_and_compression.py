@@ -54,6 +54,7 @@ def test_lossless_compression_round_trips_and_replaces_file(archive_config, stor
     assert instance.original_transfer_syntax_uid == f.EXPLICIT_LE
     stored = dcmread(storage_root / instance.file_path)
     assert stored.file_meta.TransferSyntaxUID == syntax
+    assert stored.SOPInstanceUID == ds.SOPInstanceUID == instance.sop_instance_uid
     assert np.array_equal(stored.pixel_array, ds.pixel_array)
     assert Study.objects.get().size_bytes == instance.file_size != before.file_size
 
