@@ -33,7 +33,8 @@ urlpatterns = [
     path("status/data/", operations.StatusDataView.as_view(), name="status-data"),
     path("status/listeners/", operations.ListenerCommandView.as_view(), name="listener-command"),
     path("settings/", operations.SettingsView.as_view(), name="settings"),
-    path("worklist/", operations.PlaceholderView.as_view(nav="worklist"), name="worklist-list"),
-    path("qr/", operations.PlaceholderView.as_view(nav="qr"), name="qr-page"),
-    path("print/", operations.PlaceholderView.as_view(nav="print"), name="print-list"),
+    # Pages owned by the other apps (their own urls modules).
+    path("", include("worklist.urls")),
+    path("", include("dimse.urls")),
+    path("", include("printing.urls")),
 ]
