@@ -71,3 +71,26 @@ def performed_step_list() -> QuerySet:
 def performed_step_get(sop_instance_uid: str) -> PerformedProcedureStep:
     """One MPPS record. Raises ``PerformedProcedureStep.DoesNotExist``."""
     return performed_step_list().get(sop_instance_uid=sop_instance_uid)
+
+
+def worklist_step_list(filters: Mapping[str, object] | None = None) -> QuerySet:
+    """Scheduled procedure steps (their item joined) matching *filters*: the web worklist, one row per step.
+
+    Keys are DICOM keywords of either level, matched as in C-FIND (PS3.4 C.2.2.2);
+    every status is listed unless ScheduledProcedureStepStatus is given.
+
+    Raises
+    ------
+    pacs.matching.MatchingError
+        Unknown keyword or malformed value.
+    """
+    from worklist.matching import ITEM_KEYS, key_name
+
+    item_filters, step_filters = {}, {}
+    for key, value in (filters or {}).items():
+        keyword = key_name(key) or key
+        (item_filters if keyword in ITEM_KEYS else step_filters)[keyword] = value
+    q, unsupported = worklist_q(item_filters, step_filters, schedulable_only=False)
+    if unsupported:
+        raise MatchingError(f"cannot filter on {', '.join(unsupported)}", dicom_status=0xC000)
+    return ScheduledProcedureStep.objects.filter(q).select_related("item")

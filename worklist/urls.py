@@ -2,8 +2,11 @@
 
 from django.urls import path
 
-from pacs.views.operations import PlaceholderView
+from worklist import views
 
 urlpatterns = [
-    path("worklist/", PlaceholderView.as_view(nav="worklist"), name="worklist-list"),
+    path("worklist/", views.WorklistListView.as_view(), name="worklist-list"),
+    path("worklist/new/", views.WorklistItemCreateView.as_view(), name="worklist-create"),
+    path("worklist/<int:item_id>/edit/", views.WorklistItemEditView.as_view(), name="worklist-edit"),
+    path("worklist/<int:item_id>/delete/", views.WorklistItemDeleteView.as_view(), name="worklist-delete"),
 ]

@@ -251,3 +251,58 @@ def steps_status_set(*, step_ids: Iterable[int], status: StepStatus, allowed_fro
         pk__in=list(step_ids), scheduled_procedure_step_status__in=list(allowed_from)
     ).update(scheduled_procedure_step_status=status, status_changed_at=timezone.now())
     return moved
+
+
+@transaction.atomic
+def worklist_item_edit(*, item_id: int, fields: dict, steps: list[dict]) -> WorklistItem:
+    """Change an item and its whole step list as an edit form shows them (the web page).
+
+    Unlike :func:`worklist_item_update` (steps matched by ScheduledProcedureStepID,
+    which the API identifies them by), steps here are matched by their row id
+    (``"id"`` in a step dict; absent for a new step), so a step without a
+    ScheduledProcedureStepID keeps its MPPS links.  Steps not listed are removed;
+    a status change stamps ``status_changed_at`` (housekeeping ages by it).
+
+    Raises
+    ------
+    WorklistItem.DoesNotExist
+        No such item.
+    ItemInvalid
+        Any invalid value, or a step id that is not one of the item's steps; nothing is saved.
+    """
+    item = WorklistItem.objects.select_for_update().get(pk=item_id)
+    _apply(item, fields, _ITEM_KEYWORD)
+    if not item.study_instance_uid:
+        item.study_instance_uid = generate_uid()
+    _name_groups(item)
+    errors = _item_errors(item)
+    current = {step.pk: step for step in item.steps.all()}
+    rows: list[ScheduledProcedureStep] = []
+    positions: list[int] = []  # index in *steps* of each row, for the error keys
+    for index, data in enumerate(steps):
+        data = dict(data)
+        step_pk = data.pop("id", None)
+        if step_pk is None:
+            step = ScheduledProcedureStep()
+        elif step_pk in current:
+            step = current.pop(step_pk)
+        else:
+            errors.setdefault(SPS_SEQUENCE, {})[index] = {"id": ["this step no longer exists"]}
+            continue
+        old_status = step.scheduled_procedure_step_status if step.pk else None
+        _apply(step, data, _STEP_KEYWORD)
+        if old_status is not None and old_status != step.scheduled_procedure_step_status:
+            step.status_changed_at = timezone.now()
+        rows.append(step)
+        positions.append(index)
+    for row_index, step_errors in _step_errors(rows).get(SPS_SEQUENCE, {}).items():
+        errors.setdefault(SPS_SEQUENCE, {})[positions[row_index]] = step_errors
+    if not rows and SPS_SEQUENCE not in errors:
+        errors[SPS_SEQUENCE] = ["at least one scheduled procedure step is required"]
+    if errors:
+        raise ItemInvalid(errors)
+    item.save()
+    item.steps.filter(pk__in=list(current)).delete()
+    _save_steps(item, rows)
+    logger.info("worklist item edited item_id=%s steps=%d removed=%d", item.pk, len(rows), len(current))
+    return item
