@@ -10,15 +10,22 @@ The archived file is never modified; the result is a new in-memory dataset.
   JPEG 2000 and HTJ2K via pylibjpeg-openjpeg; RLE - plus Explicit Big Endian
   and Deflated, which need no codec.  Colour data decoded from YCbCr is
   returned as RGB (PhotometricInterpretation updated).
-* Encoding: uncompressed little endian (explicit/implicit) always; RLE
-  Lossless, JPEG-LS Lossless and JPEG 2000 Lossless where pydicom's encoders
-  support the pixel format.  Lossy targets are never chosen automatically.
+* Encoding (:mod:`pacs.services.encoders`): uncompressed little endian
+  (explicit/implicit) always; RLE, JPEG-LS (lossless and near-lossless), JPEG
+  2000 (lossless and lossy) through pydicom's encoders; JPEG Baseline,
+  Extended, Lossless and Lossless SV1 through libjpeg-turbo - each where PS3.5
+  8.2 allows the pixel format (16-bit to JPEG Baseline is a
+  :class:`TranscodeError`, never a rescaled image).  Lossy targets are never
+  chosen automatically (:data:`FALLBACK_ORDER`), only when asked for.
 * Video (MPEG-2/4, HEVC) cannot be decoded: :class:`TranscodeError`.
-* The SOP Instance UID is kept: this is a change of encoding for transfer, not
-  a new instance (pydicom would otherwise generate a new UID).
+* Lossless targets keep the SOP Instance UID: a change of encoding for
+  transfer, not a new instance (pydicom would otherwise generate a new UID).
+  Lossy targets produce a derived instance with a new, deterministic UID and
+  the lossy compression recorded (PS3.3 C.7.6.1.1.5; see
+  :func:`pacs.services.encoders.lossy_record`).
 
 API: :func:`instance_transcode`, :func:`dataset_encode`,
-:func:`transfer_syntax_choose`, :func:`can_transcode`.
+:func:`transfer_syntax_choose`, :func:`can_transcode`, :func:`transcode_check`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels import get_decoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -39,11 +46,13 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
 )
 
 from pacs.exceptions import PacsError
+from pacs.services import encoders
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +60,10 @@ UNCOMPRESSED = frozenset(
     {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
 )
 # Preference when the stored syntax is not accepted: lossless only, cheapest first.
-FALLBACK_ORDER = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless, JPEG2000Lossless, RLELossless)
+FALLBACK_ORDER = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless, JPEG2000Lossless,
+                  JPEGLosslessSV1, RLELossless)
 # Targets this module can produce from decoded pixels.
-ENCODABLE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEGLSLossless,
-                       JPEG2000Lossless})
+ENCODABLE = encoders.ENCODABLE
 
 
 class TranscodeError(PacsError):
@@ -78,21 +87,15 @@ def _decodable(transfer_syntax: str) -> bool:
 
 
 def _encodable(transfer_syntax: str) -> bool:
-    if transfer_syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
-        return True
-    if transfer_syntax not in ENCODABLE:
-        return False
-    try:
-        return bool(get_encoder(transfer_syntax).is_available)
-    except NotImplementedError:
-        return False
+    return transfer_syntax in ENCODABLE and encoders.encoder_available(transfer_syntax)
 
 
 def can_transcode(source_ts: str, target_ts: str, *, has_pixels: bool = True) -> bool:
     """True when an instance stored in *source_ts* can be delivered in *target_ts*.
 
     Without pixel data every syntax is a plain little endian encoding, so any
-    little endian target works.
+    little endian target works.  This is a check of syntaxes only; whether the
+    pixel format fits *target* is :func:`transcode_check`.
     """
     if source_ts == target_ts:
         return True
@@ -133,7 +136,31 @@ def _swap_to_little(ds: Dataset) -> None:
         ds["PixelData"].VR = "OW"
 
 
-def instance_transcode(source: str | Path | bytes | Dataset, target_ts: str) -> Dataset:
+def transcode_check(header: Dataset, target_ts: str) -> None:
+    """Raise :class:`TranscodeError` unless the instance with *header* can be delivered in *target_ts*.
+
+    *header* is the stored file read up to the pixels (``stop_before_pixels``),
+    with its ``file_meta``: callers that stream (WADO-RS) check every instance
+    before the first byte is sent, so an impossible request is a 406, not a
+    response cut short.
+    """
+    target = UID(target_ts)
+    current = UID(str(header.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
+    if current == target:
+        return
+    has_pixels = "Rows" in header
+    if not can_transcode(current, target, has_pixels=has_pixels):
+        raise TranscodeError(f"Cannot transcode from {current.name} to {target.name}")
+    if has_pixels and target.is_compressed:
+        try:
+            encoders.profile_check(header, target, photometric=encoders.photometric_after_decoding(header, current))
+        except encoders.EncodingNotAllowed as exc:
+            raise TranscodeError(str(exc)) from exc
+
+
+def instance_transcode(
+    source: str | Path | bytes | Dataset, target_ts: str, *, quality: int | None = None
+) -> Dataset:
     """Return the instance *source* re-encoded in *target_ts* (a new dataset).
 
     Parameters
@@ -143,19 +170,23 @@ def instance_transcode(source: str | Path | bytes | Dataset, target_ts: str) -> 
         (a passed dataset is modified in place and returned).
     target_ts
         Transfer syntax UID wanted.
+    quality
+        1-100 for a lossy *target_ts* (WADO-URI ``imageQuality``); default
+        :data:`pacs.services.encoders.DEFAULT_QUALITY`.
 
     Returns
     -------
     Dataset
         With ``file_meta.TransferSyntaxUID`` = *target_ts*, pixel data encoded
         accordingly and its original encoding set to match, ready for
-        ``send_c_store`` or :func:`dataset_encode`.
+        ``send_c_store`` or :func:`dataset_encode`.  A lossy *target_ts* gives
+        a derived instance with a new SOP Instance UID.
 
     Raises
     ------
     TranscodeError
-        Unreadable source, no decoder for the stored syntax (video) or no
-        encoder for the pixel format in *target_ts*.
+        Unreadable source, no decoder for the stored syntax (video), or a
+        pixel format PS3.5 does not allow in *target_ts* (message says why).
     """
     target = UID(target_ts)
     try:
@@ -184,12 +215,14 @@ def instance_transcode(source: str | Path | bytes | Dataset, target_ts: str) -> 
         if has_pixels and target.is_compressed:
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.set_original_encoding(False, True, ds.original_character_set)
-            ds.compress(target, generate_instance_uid=False)
+            encoders.pixel_data_encode(ds, target, quality=quality)
         else:
             ds.file_meta.TransferSyntaxUID = target
             ds.set_original_encoding(target.is_implicit_VR, True, ds.original_character_set)
     except TranscodeError:
         raise
+    except encoders.EncodingNotAllowed as exc:
+        raise TranscodeError(str(exc)) from exc
     except Exception as exc:  # codec limits: bit depth, photometric, corrupt stream
         raise TranscodeError(f"Cannot transcode from {current.name} to {target.name}: {exc}") from exc
     logger.debug("transcode sop_instance_uid=%s from=%s to=%s", ds.get("SOPInstanceUID"), current, target)
