@@ -9,6 +9,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from django.core.exceptions import ValidationError
 
@@ -146,27 +147,111 @@ def association_close(
     )
 
 
+def caller_host_validate(value: str) -> str:
+    """Return the normalised host of an allow-list entry: '' (any host), an IP address or a host name.
+
+    IP addresses come back in their canonical form (``::1``, ``10.0.0.5``), the
+    form the listener compares with the peer address; host names lower-cased
+    (RFC 1123 labels, at most 253 characters).
+
+    Raises
+    ------
+    django.core.exceptions.ValidationError
+        Neither an IP address nor a host name.
+    """
+    from pacs.services.config import host_normalise
+
+    host = (value or "").strip()
+    if not host:
+        return ""
+    try:
+        return host_normalise(host)
+    except ValueError:
+        raise ValidationError({"host": [ValidationError(
+            gettext_lazy("%(host)s is not an IP address or host name."), params={"host": repr(host[:80])})]}) from None
+
+
+def allowed_caller_validate(
+    *, service: str = "", ae_title: str, host: str = "", description: str = "",
+    listeners: dict[str, Listener] | None = None,
+) -> AllowedCaller:
+    """An unsaved, validated allow-list entry (``service`` '' = every listener).
+
+    The one validation of allow-list entries, used by the settings page, the
+    control API (``PUT /api/dicom/settings``) and :func:`allowed_callers_replace`:
+    AE title per PS3.5 (1-16 characters, no backslash or control characters,
+    not only spaces; surrounding spaces are not significant), host an IP address
+    or host name (:func:`caller_host_validate`).
+
+    Raises
+    ------
+    django.core.exceptions.ValidationError
+        Unknown listener, invalid AE title or host (``message_dict`` keyed by field).
+    """
+    if listeners is None:
+        listeners = {row.service: row for row in listener_config_list()}
+    if service and service not in listeners:
+        raise ValidationError({"listener": [f"unknown listener {service!r}"]})
+    row = AllowedCaller(
+        listener=listeners[service] if service else None,
+        ae_title=str(ae_title or "").strip(),
+        host=caller_host_validate(str(host or "")),
+        description=str(description or "").strip(),
+    )
+    row.full_clean()
+    return row
+
+
+def allowed_caller_add(*, service: str = "", ae_title: str, host: str = "", description: str = "") -> AllowedCaller:
+    """Add one calling AE title (optionally bound to a host) to a listener's allow list.
+
+    ``service`` '' adds it for every listener.  It takes effect at the next
+    listener restart, and only on listeners whose ``restrict_callers`` is on.
+
+    Raises
+    ------
+    django.core.exceptions.ValidationError
+        Invalid entry (see :func:`allowed_caller_validate`) or already listed.
+    """
+    row = allowed_caller_validate(service=service, ae_title=ae_title, host=host, description=description)
+    with transaction.atomic():
+        duplicate = AllowedCaller.objects.select_for_update().filter(
+            listener=row.listener, ae_title=row.ae_title, host=row.host
+        )
+        if duplicate.exists():
+            raise ValidationError({"ae_title": [f"{row.ae_title}@{row.host or '*'} is already in this allow list."]})
+        row.save()
+    logger.info("allowed caller added service=%s ae_title=%s host=%s", service or "all", row.ae_title, row.host or "*")
+    return row
+
+
+def allowed_caller_remove(*, caller_id: int) -> bool:
+    """Remove one allow-list entry; False when it no longer exists.  Applied by the next restart."""
+    with transaction.atomic():
+        row = AllowedCaller.objects.select_for_update().select_related("listener").filter(pk=caller_id).first()
+        if row is None:
+            return False
+        row.delete()
+    logger.info("allowed caller removed service=%s ae_title=%s host=%s",
+                row.listener.service if row.listener else "all", row.ae_title, row.host or "*")
+    return True
+
+
 def allowed_callers_replace(*, entries: list[dict]) -> list[AllowedCaller]:
     """Replace the calling-AE allow list with *entries* (``service`` '' = every listener).
 
-    Each entry: ``{"service", "ae_title", "host", "description"}``; validated
-    before anything is written (one transaction).  Applied by a listener restart.
+    Each entry: ``{"service", "ae_title", "host", "description"}``; every entry
+    is validated by :func:`allowed_caller_validate` before anything is written
+    (one transaction).  Applied by a listener restart.
     """
-    listener_config_list()
-    listeners = {row.service: row for row in Listener.objects.all()}
-    rows = []
-    for entry in entries:
-        service = entry.get("service") or ""
-        if service and service not in listeners:
-            raise ValidationError({"listener": [f"unknown listener {service!r}"]})
-        row = AllowedCaller(
-            listener=listeners.get(service) if service else None,
-            ae_title=str(entry.get("ae_title", "")).strip(),
-            host=str(entry.get("host", "") or "").strip(),
-            description=str(entry.get("description", "") or ""),
+    listeners = {row.service: row for row in listener_config_list()}
+    rows = [
+        allowed_caller_validate(
+            service=entry.get("service") or "", ae_title=entry.get("ae_title", ""), host=entry.get("host", ""),
+            description=entry.get("description", ""), listeners=listeners,
         )
-        row.full_clean()
-        rows.append(row)
+        for entry in entries
+    ]
     with transaction.atomic():
         AllowedCaller.objects.all().delete()
         AllowedCaller.objects.bulk_create(rows)

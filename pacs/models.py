@@ -8,9 +8,9 @@ matched by C-FIND, QIDO-RS or the study list is indexed.
 
 from __future__ import annotations
 
-from django.db import models
-
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
 
 from pacs.choices import Compression, DuplicatePolicy, JobState
 
@@ -171,6 +171,21 @@ class ArchiveConfig(models.Model):
         help_text="Archive layout. Placeholders: {PatientID} {StudyInstanceUID} {StudyDate} "
         "{SeriesInstanceUID} {Modality} {SOPInstanceUID}; must contain {SOPInstanceUID}.",
     )
+    # Web and viewers (seeded from PACS_CORS_ALLOWED_ORIGINS, PACS_EXTERNAL_VIEWER_URL, PACS_PUBLIC_URL).
+    cors_allowed_origins = models.JSONField(
+        default=list, blank=True,
+        help_text='Browser origins allowed to call the HTTP API (CORS), e.g. ["http://viewer.example:3000"].',
+    )
+    external_viewer_url = models.CharField(
+        max_length=1024, blank=True, default="",
+        help_text="URL template of the study list's external viewer link (e.g. RadiAnt "
+        "radiant://?n=pstv&v=0020000D&v={StudyInstanceUID}). Placeholders: {StudyInstanceUID} "
+        "{AccessionNumber} {PatientID} {base}. Empty hides the link.",
+    )
+    public_url = models.CharField(
+        max_length=255, blank=True, default="",
+        help_text="Public base URL for RetrieveURL/BulkDataURI behind a proxy; empty = the request's host.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -181,9 +196,19 @@ class ArchiveConfig(models.Model):
         return "Archive configuration"
 
     def clean(self) -> None:
+        from pacs.services.config import cors_origins_clean, external_viewer_url_clean, public_url_clean
         from pacs.storage import path_template_validate
 
         path_template_validate(self.path_template)
+        errors = {}
+        for name, clean in (("cors_allowed_origins", cors_origins_clean),
+                            ("external_viewer_url", external_viewer_url_clean), ("public_url", public_url_clean)):
+            try:
+                setattr(self, name, clean(getattr(self, name)))
+            except ValidationError as exc:
+                errors[name] = exc.messages
+        if errors:
+            raise ValidationError(errors)
 
 
 class Job(models.Model):

@@ -11,6 +11,7 @@ seed their defaults.  Every environment variable is documented in README.md.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -34,7 +35,7 @@ _SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 PACS_ANONYMOUS_READ = env.bool("PACS_ANONYMOUS_READ", default=False)
 # Default archive compression: none, rle, jpeg-ls-lossless, j2k-lossless, j2k-lossy.
 PACS_COMPRESSION = env.str("PACS_COMPRESSION", default="none")
-# Origins allowed to call the HTTP API from a browser (OHIF on another port).
+# Origins allowed to call the HTTP API from a browser (OHIF on another port); seed of the Settings page value.
 PACS_CORS_ALLOWED_ORIGINS = env.list("PACS_CORS_ALLOWED_ORIGINS", default=[])
 # Root for the index, archive, logs and temporary files.
 PACS_DATA_DIR = Path(env.str("PACS_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
@@ -45,7 +46,7 @@ PACS_DIMSE_DEBUG = env.bool("PACS_DIMSE_DEBUG", default=False)
 # Duplicate SOP Instance UID policy: keep-first, replace or reject.
 PACS_DUPLICATE_POLICY = env.str("PACS_DUPLICATE_POLICY", default="keep-first")
 # External viewer URL template for "open in ..." (e.g. RadiAnt: radiant://?n=pstv&v=0020000D&v={StudyInstanceUID});
-# placeholders {StudyInstanceUID} {AccessionNumber} {PatientID} {base}. Empty hides the action.
+# placeholders {StudyInstanceUID} {AccessionNumber} {PatientID} {base}. Empty hides the action. Seed; Settings page.
 PACS_EXTERNAL_VIEWER_URL = env.str("PACS_EXTERNAL_VIEWER_URL", default="")
 # Log level of the PACS's own loggers.
 PACS_LOG_LEVEL = env.str("PACS_LOG_LEVEL", default="INFO").upper()
@@ -72,7 +73,7 @@ PACS_PRINT_DPI = env.int("PACS_PRINT_DPI", default=150)
 # Listener AE titles and ports (seed values; editable at run time).
 PACS_PRINT_AET = env.str("PACS_PRINT_AET", default="PRINTSCP")
 PACS_PRINT_PORT = env.int("PACS_PRINT_PORT", default=11115)
-# Public base URL used in BulkDataURI/RetrieveURL when behind a proxy.
+# Public base URL used in BulkDataURI/RetrieveURL when behind a proxy (seed; Settings page).
 PACS_PUBLIC_URL = env.str("PACS_PUBLIC_URL", default="")
 PACS_QR_AET = env.str("PACS_QR_AET", default="QRSCP")
 # C-FIND answers at most this many matches, then a warning status (never a silent cap).
@@ -115,6 +116,13 @@ for _name in ("PACS_STORE_AET", "PACS_WORKLIST_AET", "PACS_QR_AET", "PACS_PRINT_
     _value = globals()[_name]
     if not 0 < len(_value) <= 16 or "\\" in _value or not _value.isprintable():
         raise ImproperlyConfigured(f"{_name}={_value!r}: an AE title is 1-16 printable characters.")
+for _origin in PACS_CORS_ALLOWED_ORIGINS:
+    if not re.fullmatch(r"https?://[^/\s?#@*]+/?", _origin.strip(), flags=re.IGNORECASE):
+        raise ImproperlyConfigured(
+            f"PACS_CORS_ALLOWED_ORIGINS: {_origin!r} is not an origin; use scheme://host[:port], comma separated."
+        )
+if PACS_PUBLIC_URL and not re.fullmatch(r"https?://[^/\s?#@]+(/\S*)?", PACS_PUBLIC_URL, flags=re.IGNORECASE):
+    raise ImproperlyConfigured(f"PACS_PUBLIC_URL={PACS_PUBLIC_URL!r}: use http(s)://host[:port][/path].")
 for _name in ("PACS_STORE_PORT", "PACS_WORKLIST_PORT", "PACS_QR_PORT", "PACS_PRINT_PORT"):
     if not 0 <= globals()[_name] <= 65535:
         raise ImproperlyConfigured(f"{_name} must be a TCP port between 0 and 65535.")
@@ -259,7 +267,11 @@ FILE_UPLOAD_TEMP_DIR = str(PACS_TEMP_DIR)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "SAMEORIGIN"
 
-CORS_ALLOWED_ORIGINS = PACS_CORS_ALLOWED_ORIGINS
+# CORS origins are runtime configuration (ArchiveConfig.cors_allowed_origins, edited on the
+# Settings page and seeded from PACS_CORS_ALLOWED_ORIGINS): django-cors-headers asks
+# pacs.services.config.cors_request_allowed per request through its check_request_enabled
+# signal (connected in PacsConfig.ready).  The static list stays empty.
+CORS_ALLOWED_ORIGINS: list[str] = []
 CORS_ALLOW_CREDENTIALS = True
 
 REST_FRAMEWORK = {

@@ -49,9 +49,12 @@ def uid_check(value: str, name: str) -> str:
 
 
 def base_url(request) -> str:
-    """Public root (no trailing slash) for RetrieveURL/BulkDataURI: PACS_PUBLIC_URL or the request's host."""
-    if settings.PACS_PUBLIC_URL:
-        return settings.PACS_PUBLIC_URL.rstrip("/")
+    """Public root (no trailing slash) for RetrieveURL/BulkDataURI: the configured public URL or the request's host."""
+    from pacs.services.config import public_base_url
+
+    public = public_base_url()  # Settings page (ArchiveConfig.public_url), seeded from PACS_PUBLIC_URL
+    if public:
+        return public
     root = request.build_absolute_uri("/").rstrip("/")
     host = request.META.get("HTTP_HOST", "")
     port = request.META.get("SERVER_PORT", "")
