@@ -205,7 +205,9 @@ class QueryRetrievePageView(PageMixin, TemplateView):
             qr_strings={
                 "noWorker": _(
                     "No job worker has picked this up yet: is 'manage.py qcluster' running?"),
-                "queryFailed": _("The query failed:"), "loading": _("Loading…"), "failed": _("Failed"),
+                "queryFailed": _("The query failed:"),
+                "errorHint": _("Check that the remote node is running and reachable at this host and port, "
+                               "and that it accepts our AE title."), "loading": _("Loading…"), "failed": _("Failed"),
                 "inArchive": _("In archive"), "open": _("Open"),
                 "selected": _("%(n)s selected"),
             },

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 from pydicom import dcmread
 
 from pacs.choices import JobState
@@ -163,6 +164,7 @@ def test_query_expand_and_retrieve_into_the_archive(logged_in, remote_pacs, job_
     assert retrieval.locator(".qr-counts").inner_text() == "4/4"
     assert "ALPHA ANN" in retrieval.inner_text() and "C-MOVE" in retrieval.inner_text()
     assert page.locator(f"tr.qr-study-row[data-study-uid='{alpha['study']}'] .qr-in-archive").is_visible()
+    assert page.locator("tr.qr-series-row .qr-in-archive").count() == 2  # the open expansion follows
     screenshot(page, "qr-retrieved")
     job = Job.objects.get(pk=int(retrieval.get_attribute("data-job-id")))
     assert job.state == JobState.SUCCESS and job.params["method"] == "move"
@@ -180,9 +182,10 @@ def test_query_expand_and_retrieve_into_the_archive(logged_in, remote_pacs, job_
         == "In archive"
 
     # One series of the other study with C-GET.
-    _search(page, **{"#qr-pid": "QR-2"})
+    _search(page, **{"#qr-pid": "QR-*"})
     evil_row = page.locator(f"tr.qr-study-row[data-study-uid='{evil['study']}']")
     evil_row.wait_for(timeout=JOB_TIMEOUT * 1000)
+    assert evil_row.locator(".qr-archive").inner_text() == ""
     page.select_option("#qr-method", "get")
     evil_row.locator(".qr-expand").click()
     second = page.locator(f"tr.qr-series-row[data-series-uid='{evil['series'][1]}']")
@@ -195,6 +198,26 @@ def test_query_expand_and_retrieve_into_the_archive(logged_in, remote_pacs, job_
     stored = _archived(evil["study"])
     assert [i.sop_instance_uid for i in stored] == [evil["sops"][1]]
     _assert_stored(stored)
+    # The study row now says how much of it we hold; a reload shows "In archive 1/2".
+    page.reload()
+    assert evil_row.locator(".qr-in-archive").inner_text() == "In archive 1/2"
+
+    # Several selected studies at once: one job each, both end in the archive.
+    assert page.locator("#qr-retrieve-selected").is_disabled()
+    page.check("#qr-select-all")
+    assert page.locator("#qr-selection-count").inner_text() == "2 selected"
+    page.select_option("#qr-method", "get")
+    page.click("#qr-retrieve-selected")
+    expect(page.locator("tr.qr-retrieval")).to_have_count(4)
+    expect(page.locator("tr.qr-retrieval[data-finished='0']")).to_have_count(0, timeout=JOB_TIMEOUT * 1000)
+    assert Job.objects.filter(kind="retrieve", params__method="get").count() == 3
+    assert page.locator("tr.qr-retrieval .qr-state").all_inner_texts() == ["Success"] * 4
+    assert page.locator("tr.qr-retrieval .qr-link a").count() == 4
+    stored = _archived(evil["study"])
+    assert sorted(i.sop_instance_uid for i in stored) == sorted(evil["sops"])
+    _assert_stored(stored)
+    assert len(_archived(alpha["study"])) == 4  # duplicates kept once (keep-first)
+    assert page.locator("#qr-select-all").is_checked() is False
     assert dialogs == []
 
 

@@ -50,7 +50,10 @@
     const text = document.createElement("span");
     text.className = "qr-error-text";
     text.textContent = ` ${data.error || data.state_label}`;
-    panel.append(title, text);
+    const hint = document.createElement("div");
+    hint.className = "muted qr-error-hint";
+    hint.textContent = strings.errorHint || "";
+    panel.append(title, text, hint);
     return panel;
   }
 
@@ -139,7 +142,7 @@
     try {
       const data = await postForm(form.action, body);
       addRetrievals(data);
-      form.querySelectorAll(".qr-select, #qr-select-all").forEach((box) => { box.checked = false; });
+      document.querySelectorAll(".qr-select, #qr-select-all").forEach((box) => { box.checked = false; });
       selectionChanged();
     } catch (err) {
       if (message) message.textContent = `${strings.failed}: ${err.message}`;
@@ -165,11 +168,15 @@
       const cell = row.querySelector(".qr-archive");
       if (!cell) return;
       if (job.archive_url) {
-        const link = document.createElement("a");
-        link.className = "badge badge-ok qr-in-archive";
-        link.href = job.archive_url;
-        link.textContent = strings.inArchive;
-        cell.replaceChildren(link);
+        cell.replaceChildren(archiveLink(job.archive_url));
+        // A whole study arrived: so did the series of its open expansion.
+        const expansion = row.nextElementSibling;
+        if (!job.series_uid && expansion?.classList.contains("qr-series-expansion")) {
+          expansion.querySelectorAll("tr.qr-series-row").forEach((seriesRow) => {
+            const url = `${job.archive_url}?series=${encodeURIComponent(seriesRow.dataset.seriesUid)}`;
+            seriesRow.querySelector(".qr-archive")?.replaceChildren(archiveLink(url));
+          });
+        }
       } else if (job.finished) {
         const badge = document.createElement("span");
         badge.className = `badge badge-${job.state}`;
@@ -185,6 +192,14 @@
         cell.replaceChildren(bar, " ", badge);
       }
     });
+  }
+
+  function archiveLink(url) {
+    const link = document.createElement("a");
+    link.className = "badge badge-ok qr-in-archive";
+    link.href = url;
+    link.textContent = strings.inArchive;
+    return link;
   }
 
   function updateRetrieval(job) {
