@@ -1,0 +1,277 @@
+"""Header-only parsing of received DICOM bytes and extraction of the indexed attributes."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from pacs import storage
+from pacs.charsets import TextDecoder
+from pacs.exceptions import CannotUnderstand, DatasetMismatch
+from pacs.services.ingest.records import Header
+
+# Only these tags are parsed on ingest (everything else stays raw bytes on disk).
+INDEXED_TAGS = [
+    0x00080005,  # SpecificCharacterSet
+    0x00080016,  # SOPClassUID
+    0x00080018,  # SOPInstanceUID
+    0x00080020,  # StudyDate
+    0x00080021,  # SeriesDate
+    0x00080030,  # StudyTime
+    0x00080031,  # SeriesTime
+    0x00080050,  # AccessionNumber
+    0x00080060,  # Modality
+    0x00080070,  # Manufacturer
+    0x00080080,  # InstitutionName
+    0x00080090,  # ReferringPhysicianName
+    0x00081010,  # StationName
+    0x00081030,  # StudyDescription
+    0x0008103E,  # SeriesDescription
+    0x00100010,  # PatientName
+    0x00100020,  # PatientID
+    0x00100021,  # IssuerOfPatientID
+    0x00100030,  # PatientBirthDate
+    0x00100040,  # PatientSex
+    0x00180015,  # BodyPartExamined
+    0x00181030,  # ProtocolName
+    0x0020000D,  # StudyInstanceUID
+    0x0020000E,  # SeriesInstanceUID
+    0x00200010,  # StudyID
+    0x00200011,  # SeriesNumber
+    0x00200013,  # InstanceNumber
+    0x00280002,  # SamplesPerPixel
+    0x00280004,  # PhotometricInterpretation
+    0x00280008,  # NumberOfFrames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # BitsAllocated
+    0x00400244,  # PerformedProcedureStepStartDate
+]
+
+UNCOMPRESSED_SYNTAXES = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.1.99",
+}
+_SEQ_DELIMITER_LE = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+_SEQ_DELIMITER_BE = b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def header_read(source: bytes | bytearray | memoryview | str | Path) -> Header:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                return _header_from(fh, size, data=None, path=path)
+        except OSError as exc:
+            raise CannotUnderstand(f"Cannot read {path.name}: {exc.strerror or exc}") from exc
+    data = bytes(source) if not isinstance(source, bytes) else source
+    return _header_from(io.BytesIO(data), len(data), data=data, path=None)
+
+
+def _header_from(fh: BinaryIO, size: int, *, data: bytes | None, path: Path | None) -> Header:
+    preamble = fh.read(132)
+    fh.seek(0)
+    if len(preamble) < 132 or preamble[128:132] != b"DICM":
+        # A bare dataset (no Part 10 header): give it one, re-encoding once.
+        return _header_from_bare(fh)
+    try:
+        ds = dcmread(fh, stop_before_pixels=True, specific_tags=INDEXED_TAGS)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, struct.error, OSError) as exc:
+        raise CannotUnderstand(f"Not a readable DICOM file: {exc}") from exc
+    except Exception as exc:  # pydicom raises many types on garbage
+        raise CannotUnderstand(f"Not a readable DICOM file: {exc.__class__.__name__}: {exc}") from exc
+    transfer_syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+    if not storage.uid_is_valid(transfer_syntax):
+        raise CannotUnderstand(f"File meta has no valid TransferSyntaxUID ({transfer_syntax!r})")
+    if transfer_syntax != "1.2.840.10008.1.2.1.99":  # deflated: pixels not reachable here
+        _pixel_data_check(fh, size, transfer_syntax, ds)
+    return Header(ds=ds, transfer_syntax_uid=transfer_syntax, data=data, path=path, size=size)
+
+
+def _header_from_bare(fh: BinaryIO) -> Header:
+    try:
+        ds = dcmread(fh, force=True)
+        ds.SOPInstanceUID  # noqa: B018 - forces a parse error on garbage
+    except Exception as exc:
+        raise CannotUnderstand(f"Not a readable DICOM file: {exc.__class__.__name__}: {exc}") from exc
+    ts = ExplicitVRLittleEndian if not ds.original_encoding[0] else ImplicitVRLittleEndian
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+    meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID", "")
+    meta.TransferSyntaxUID = UID(ts)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds.file_meta = meta
+    out = io.BytesIO()
+    try:
+        ds.save_as(out, enforce_file_format=True)
+    except Exception as exc:
+        raise CannotUnderstand(f"Cannot encode dataset: {exc}") from exc
+    data = out.getvalue()
+    return Header(ds=ds, transfer_syntax_uid=str(ts), data=data, path=None, size=len(data))
+
+
+def _pixel_data_check(fh: BinaryIO, size: int, transfer_syntax: str, ds: Dataset) -> None:
+    """Fail with 0xC000 when the (7FE0,xxxx) element is cut short.
+
+    ``dcmread(stop_before_pixels=True)`` leaves the file positioned at the pixel
+    data element; its header tells how many bytes must follow.
+    """
+    start = fh.tell()
+    ds._pacs_has_pixels = False  # type: ignore[attr-defined]
+    if start >= size:
+        return
+    head = fh.read(12)
+    little = transfer_syntax != "1.2.840.10008.1.2.2"
+    endian = "<" if little else ">"
+    if len(head) < 8:
+        raise CannotUnderstand("Truncated dataset: incomplete pixel data element header")
+    group = struct.unpack(endian + "H", head[:2])[0]
+    if group != 0x7FE0:
+        return
+    ds._pacs_has_pixels = True  # type: ignore[attr-defined]
+    if transfer_syntax == "1.2.840.10008.1.2":
+        length, header_len = struct.unpack(endian + "L", head[4:8])[0], 8
+    elif head[4:6] in _LONG_VRS:
+        if len(head) < 12:
+            raise CannotUnderstand("Truncated dataset: incomplete pixel data element header")
+        length, header_len = struct.unpack(endian + "L", head[8:12])[0], 12
+    else:
+        length, header_len = struct.unpack(endian + "H", head[6:8])[0], 8
+    if length == 0xFFFFFFFF:
+        tail_start = max(start, size - 65536)
+        fh.seek(tail_start)
+        tail = fh.read()
+        if (_SEQ_DELIMITER_LE if little else _SEQ_DELIMITER_BE) not in tail:
+            raise CannotUnderstand("Truncated dataset: encapsulated pixel data has no sequence delimiter")
+    elif start + header_len + length > size:
+        raise CannotUnderstand(
+            f"Truncated dataset: pixel data declares {length} bytes, {size - start - header_len} present"
+        )
+
+
+def _date(value: object) -> datetime.date | None:
+    text = str(value or "").strip()
+    if len(text) >= 8 and text[:8].isdigit():
+        try:
+            return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        except ValueError:
+            return None
+    return None
+
+
+def _time(value: object) -> datetime.time | None:
+    text = str(value or "").strip().replace(":", "")
+    digits = text.split(".")[0]
+    if not digits.isdigit() or len(digits) < 2:
+        return None
+    try:
+        hour = int(digits[0:2])
+        minute = int(digits[2:4] or 0)
+        second = min(int(digits[4:6] or 0), 59)
+        micro = 0
+        if "." in text:
+            frac = "".join(ch for ch in text.split(".", 1)[1] if ch.isdigit())[:6]
+            micro = int(frac.ljust(6, "0")) if frac else 0
+        return datetime.time(hour, minute, second, micro)
+    except ValueError:
+        return None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(float(str(value).strip()))
+    except (TypeError, ValueError):
+        return None
+
+
+def _element(ds: Dataset, keyword: str) -> object:
+    try:
+        return ds.get(keyword)
+    except Exception:  # a malformed value of an optional attribute is not fatal
+        return None
+
+
+def cut(value: str, length: int) -> str:
+    return value[:length]
+
+
+def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
+    """Extract and validate the indexed attributes of *ds*."""
+    try:
+        uids = {
+            key: str(ds.get(key, "") or "").strip()
+            for key in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+        }
+    except Exception as exc:
+        raise CannotUnderstand(f"Cannot read UIDs: {exc}") from exc
+    for key, value in uids.items():
+        if not value:
+            raise DatasetMismatch(f"Missing required attribute {key}")
+        storage.uid_validate(value, key)
+    if _element(ds, "Rows") is not None and not getattr(ds, "_pacs_has_pixels", True):
+        raise DatasetMismatch("Image instance (Rows present) has no Pixel Data")
+    text = decoder.text
+    name = decoder.person_name(ds, 0x00100010)
+    referring = decoder.person_name(ds, 0x00080090)
+    return {
+        "sop_class_uid": uids["SOPClassUID"],
+        "sop_instance_uid": uids["SOPInstanceUID"],
+        "study_instance_uid": uids["StudyInstanceUID"],
+        "series_instance_uid": uids["SeriesInstanceUID"],
+        "patient": {
+            "patient_id": cut(text(ds, 0x00100020), 64),
+            "issuer_of_patient_id": cut(text(ds, 0x00100021), 64),
+            "patient_name": cut(name.full, 324),
+            "patient_name_alphabetic": cut(name.alphabetic, 324),
+            "patient_name_ideographic": cut(name.ideographic, 324),
+            "patient_name_phonetic": cut(name.phonetic, 324),
+            "patient_birth_date": _date(_element(ds, "PatientBirthDate")),
+            "patient_sex": cut(str(_element(ds, "PatientSex") or "").strip().upper(), 16),
+        },
+        "study": {
+            "study_date": _date(_element(ds, "StudyDate")),
+            "study_time": _time(_element(ds, "StudyTime")),
+            "study_description": cut(text(ds, 0x00081030), 256),
+            "accession_number": cut(text(ds, 0x00080050), 64),
+            "study_id": cut(text(ds, 0x00200010), 64),
+            "referring_physician_name": cut(referring.full, 324),
+            "institution_name": cut(text(ds, 0x00080080), 256),
+        },
+        "series": {
+            "modality": cut(str(_element(ds, "Modality") or "").strip().upper(), 16),
+            "series_number": _int(_element(ds, "SeriesNumber")),
+            "series_description": cut(text(ds, 0x0008103E), 256),
+            "series_date": _date(_element(ds, "SeriesDate")),
+            "series_time": _time(_element(ds, "SeriesTime")),
+            "body_part_examined": cut(str(_element(ds, "BodyPartExamined") or "").strip(), 64),
+            "protocol_name": cut(text(ds, 0x00181030), 256),
+            "station_name": cut(text(ds, 0x00081010), 64),
+            "manufacturer": cut(text(ds, 0x00080070), 256),
+            "performed_procedure_step_start_date": _date(_element(ds, "PerformedProcedureStepStartDate")),
+        },
+        "instance": {
+            "instance_number": _int(_element(ds, "InstanceNumber")),
+            "rows": _int(_element(ds, "Rows")),
+            "columns": _int(_element(ds, "Columns")),
+            "number_of_frames": _int(_element(ds, "NumberOfFrames")),
+            "bits_allocated": _int(_element(ds, "BitsAllocated")),
+            "photometric_interpretation": cut(str(_element(ds, "PhotometricInterpretation") or ""), 16),
+        },
+    }
