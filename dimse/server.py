@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import threading
-import types
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +28,7 @@ from dimse import services
 from dimse.db import db_release
 from dimse.handlers.echo import handle_echo
 from dimse.models import AllowedCaller, AssociationStatus, Listener, ListenerService
+from dimse.transport import association_low_latency, contexts_share_uids
 
 logger = logging.getLogger(__name__)
 
@@ -98,30 +98,10 @@ def _caller_allowed(calling: str, peer: str, allowed: list[tuple[str, str]]) -> 
     return any(aet == calling and _host_matches(host, peer) for aet, host in allowed)
 
 
-def _recv_exact(self, nr_bytes: int) -> bytearray:
-    """AssociationSocket.recv reading straight into one buffer.
-
-    pynetdicom reads in 4 KiB slices and appends each to a bytearray: 128
-    Python-level calls per 512 KiB CT slice, all holding the GIL the storage
-    handler needs.  ``recv_into`` fills the buffer with whatever the kernel
-    has (typically 64 KiB+ per call).
-    """
-    buffer = bytearray(nr_bytes)
-    view = memoryview(buffer)
-    received = 0
-    while received < nr_bytes:
-        count = self.socket.recv_into(view[received:], nr_bytes - received)
-        if not count:  # connection closed: return what arrived, as pynetdicom does
-            del view
-            return buffer[:received]
-        received += count
-    return buffer
-
-
 class PacsRequestHandler(RequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
-        assoc.dul.socket.recv = types.MethodType(_recv_exact, assoc.dul.socket)
+        association_low_latency(assoc, acceptor=True)
         acse = PacsACSE(assoc)
         acse.allowed = self.server.allowed_callers
         assoc.acse = acse
@@ -400,6 +380,7 @@ class ListenerManager:
         ae.add_supported_context(Verification)
         module = importlib.import_module(SERVICE_MODULES[config.service])
         handlers = [(evt.EVT_C_ECHO, handle_echo)] + list(module.configure(ae, config)) + AUDIT_HANDLERS
+        contexts_share_uids(ae)
         return ae, handlers
 
     def _start_one(self, config: Listener) -> None:
