@@ -29,7 +29,7 @@ from dicomweb.parsers import accept_parse
 from dicomweb.renderers import OutPart, boundary_new, multipart_content_type, multipart_stream
 from pacs import selectors, storage
 from pacs.selectors import NotFound, StoredInstance
-from pacs.services import rendering, transcode
+from pacs.services import encoders, rendering, transcode
 
 logger = logging.getLogger("dicomweb")
 
@@ -49,25 +49,53 @@ def _stored(kwargs) -> list[StoredInstance]:
 # --- Instances ----------------------------------------------------------------------
 
 
-def _dicom_choice(request, instances: list[StoredInstance]) -> media.Choice:
-    """First acceptable representation every selected instance can be delivered in (else 406)."""
+def _header(item: StoredInstance):
+    from pydicom import dcmread
+
+    return dcmread(storage.absolute_path(item.file_path), stop_before_pixels=True)
+
+
+def _instance_targets(request, instances: list[StoredInstance]) -> tuple[list[str], bool]:
+    """The transfer syntax of each instance and whether the answer is multipart (else 406).
+
+    Each instance gets the first acceptable representation it can be delivered
+    in: PS3.18 8.7.8.2 lets the Selected Transfer Syntax differ per part, so a
+    study of 8-bit and 16-bit images asked for as ``JPEG Baseline, else
+    Explicit VR LE`` gets both.  A compressed target is checked against each
+    instance's pixel format (its header) before the first byte is sent.
+    """
     choices = media.dicom_choices(_accepted(request))
+    if len(instances) > 1:
+        choices = [c for c in choices if c.multipart]
     if not choices:
         raise not_acceptable(
             'Acceptable: multipart/related; type="application/dicom" (optionally with transfer-syntax).'
         )
-    stored = {item.transfer_syntax_uid for item in instances}
-    for choice in choices:
-        if not choice.multipart and len(instances) > 1:
-            continue
-        if choice.transfer_syntax == "*" or all(
-            transcode.can_transcode(ts, choice.transfer_syntax) for ts in stored
-        ):
-            return choice
-    wanted = ", ".join(sorted({c.transfer_syntax for c in choices}))
-    raise not_acceptable(
-        f"Cannot deliver the stored transfer syntax(es) {', '.join(sorted(stored))} as {wanted}"
-    )
+    targets, chosen = [], []
+    for item in instances:
+        header, reasons = None, []
+        for choice in choices:
+            wanted = choice.transfer_syntax
+            if wanted in ("*", item.transfer_syntax_uid):
+                targets.append(item.transfer_syntax_uid)
+                chosen.append(choice)
+                break
+            if not transcode.can_transcode(item.transfer_syntax_uid, wanted):
+                reasons.append(f"{item.transfer_syntax_uid} cannot be transcoded to {wanted}")
+                continue
+            if item.rows and wanted not in media.NATIVE:
+                header = header if header is not None else _header(item)
+                try:
+                    transcode.transcode_check(header, wanted)
+                except transcode.TranscodeError as exc:
+                    reasons.append(exc.message)
+                    continue
+            targets.append(wanted)
+            chosen.append(choice)
+            break
+        else:
+            raise not_acceptable(f"Instance {item.sop_instance_uid}: {'; '.join(reasons)}")
+    return targets, chosen[0].multipart or len(instances) > 1
 
 
 def _instance_part(item: StoredInstance, target: str) -> OutPart:
@@ -87,20 +115,18 @@ class InstanceRetrieveView(DicomWebView):
     @schema.retrieve
     def get(self, request, **kwargs):
         instances = _stored(kwargs)
-        choice = _dicom_choice(request, instances)
-        if not choice.multipart:
-            item = instances[0]
-            part = _instance_part(item, choice.transfer_syntax)
+        targets, multipart = _instance_targets(request, instances)
+        if not multipart:
+            part = _instance_part(instances[0], targets[0])
             body = part.path.open("rb") if part.path else part.data
-            response = StreamingHttpResponse(body, content_type=part.content_type)
-            return response
+            return StreamingHttpResponse(body, content_type=part.content_type)
         boundary = boundary_new()
-        parts = (_instance_part(item, choice.transfer_syntax) for item in instances)
-        content_type = multipart_content_type("application/dicom", boundary)
-        if choice.transfer_syntax != "*":
-            content_type += f"; transfer-syntax={choice.transfer_syntax}"
+        parts = (_instance_part(item, target) for item, target in zip(instances, targets, strict=True))
+        # One syntax for every part goes in the header too; mixed ones only per part.
+        single = targets[0] if len(set(targets)) == 1 else ""
+        content_type = multipart_content_type("application/dicom", boundary, single)
         response = StreamingHttpResponse(multipart_stream(parts, boundary), content_type=content_type)
-        logger.info("wado-rs retrieve instances=%d transfer_syntax=%s", len(instances), choice.transfer_syntax)
+        logger.info("wado-rs retrieve instances=%d transfer_syntax=%s", len(instances), single or "mixed")
         return response
 
 
@@ -167,6 +193,7 @@ def _frame_parts(item: StoredInstance, numbers: list[int] | None, choices: list[
         raise NotFound(f"Frame {missing[0]} does not exist (the instance has {count})")
     stored = item.transfer_syntax_uid
     stored_type = media.media_type_for(stored)
+    reasons: list[str] = []
     for choice in choices:
         as_stored = choice.transfer_syntax in ("*", stored) and (
             choice.part_type in ("*", "image/*", "video/*", stored_type)
@@ -193,15 +220,22 @@ def _frame_parts(item: StoredInstance, numbers: list[int] | None, choices: list[
         target = choice.transfer_syntax
         if target == "*" or target not in media.FRAME_MEDIA_TYPES:
             target = media.MEDIA_TYPE_DEFAULT_SYNTAX.get(choice.part_type, "")
-        if target and media.FRAME_MEDIA_TYPES.get(target) == choice.part_type and transcode.can_transcode(stored, target):
-            return [
-                OutPart(f"{choice.part_type}; transfer-syntax={target}",
-                        data=_lazy(_encoded_frame, path=path, frame=n, count=count, target=target))
-                for n in numbers
-            ]
+        if not target or media.FRAME_MEDIA_TYPES.get(target) != choice.part_type:
+            continue
+        try:
+            transcode.transcode_check(ds, target)
+        except transcode.TranscodeError as exc:
+            reasons.append(exc.message)
+            continue
+        return [
+            OutPart(f"{choice.part_type}; transfer-syntax={target}",
+                    data=_lazy(_encoded_frame, path=path, header=ds, frame=n, count=count, target=target))
+            for n in numbers
+        ]
     raise not_acceptable(
-        f"Frames stored as {stored} cannot be delivered in the requested media types; "
-        'try multipart/related; type="application/octet-stream"'
+        f"Frames stored as {stored} cannot be delivered in the requested media types"
+        + (f" ({'; '.join(reasons)})" if reasons else "")
+        + '; try multipart/related; type="application/octet-stream"'
     )
 
 
@@ -220,10 +254,16 @@ def _native_frame(*, path, frame: int) -> bytes:
     return arr.tobytes()
 
 
-def _encoded_frame(*, path, frame: int, count: int, target: str) -> bytes:
-    """One frame in a compressed *target* syntax (the instance is re-encoded once per call)."""
-    ds = transcode.instance_transcode(path, target)
-    return list(generate_frames(ds.PixelData, number_of_frames=count))[frame - 1]
+def _encoded_frame(*, path, header, frame: int, count: int, target: str) -> bytes:
+    """One frame in a compressed *target* syntax: only that frame is decoded and encoded."""
+    source = str(header.file_meta.get("TransferSyntaxUID", media.EXPLICIT_LE))
+    try:
+        arr = rendering.frame_array(path, frame, frames=count)
+        return encoders.frame_encode(arr, header, target, source_ts=source)
+    except encoders.EncodingNotAllowed as exc:
+        raise transcode.TranscodeError(str(exc)) from exc
+    except Exception as exc:
+        raise transcode.TranscodeError(f"Frame {frame} cannot be encoded: {exc.__class__.__name__}: {exc}") from exc
 
 
 def _frame_size(ds) -> int:

@@ -4,7 +4,20 @@
 ``application/dicom`` (default for objects without pixels); ``transferSyntax``
 and ``anonymize=yes`` apply to ``application/dicom``; ``rows``, ``columns``,
 ``windowCenter``, ``windowWidth``, ``frameNumber``, ``region`` and
-``imageQuality`` to rendered images.
+``imageQuality`` to rendered images.  ``imageQuality`` also sets the quality of
+``application/dicom`` in a lossy ``transferSyntax`` (JPEG Baseline/Extended,
+JPEG-LS near-lossless, JPEG 2000), as PS3.18 allows; with any other syntax it
+is a 400.
+
+``transferSyntax`` (PS3.18 9.4.2.4): the server writes every syntax of
+:data:`WADO_TRANSFER_SYNTAXES` except Big Endian and Deflated.  A value that is
+no transfer syntax UID is a 400; a transfer syntax the server does not write
+(HTJ2K, video, Big Endian, Deflated), or does not write for this object's
+pixels (16-bit to JPEG Baseline, colour to JPEG Extended, PALETTE COLOR to a
+lossy syntax), is a 406 whose message says why - never a silently rescaled
+image.  A lossy
+syntax gives a derived instance with a new SOP Instance UID
+(:mod:`pacs.services.encoders`).
 """
 
 from __future__ import annotations
@@ -13,11 +26,12 @@ import logging
 
 from django.http import HttpResponse
 from pydicom import dcmread
+from pydicom.uid import UID
 
 from dicomweb.api import schema
 from dicomweb.api.base import DicomWebView, bad_param, int_param, uid_check
 from pacs import selectors, storage
-from pacs.services import rendering, transcode
+from pacs.services import encoders, rendering, transcode
 from pacs.services.anonymize import dataset_anonymize
 
 logger = logging.getLogger("dicomweb")
@@ -37,6 +51,7 @@ WADO_TRANSFER_SYNTAXES = {
     "1.2.840.10008.1.2.4.91",
     "1.2.840.10008.1.2.5",
 }
+LOSSY_TRANSFER_SYNTAXES = {str(uid) for uid in encoders.LOSSY_SYNTAXES}
 
 
 def _float(request, name: str) -> float | None:
@@ -87,8 +102,8 @@ class WadoUriView(DicomWebView):
         if anonymize not in ("", "yes", "no"):
             raise bad_param("anonymize", "must be yes")
         transfer_syntax = params.get("transferSyntax") or ""
-        if transfer_syntax and transfer_syntax not in WADO_TRANSFER_SYNTAXES:
-            raise bad_param("transferSyntax", f"{transfer_syntax[:64]!r} is not a supported transfer syntax")
+        if transfer_syntax and not UID(transfer_syntax).is_transfer_syntax:
+            raise bad_param("transferSyntax", f"{transfer_syntax[:64]!r} is not a transfer syntax UID")
         instance = selectors.instance_get(
             sop_instance_uid=uids["objectUID"], study_instance_uid=uids["studyUID"],
             series_instance_uid=uids["seriesUID"],
@@ -97,7 +112,12 @@ class WadoUriView(DicomWebView):
         if not content_type or content_type in ("*/*", "image/*"):
             content_type = "image/jpeg" if instance.rows else "application/dicom"
         if content_type == "application/dicom":
-            return self._dicom(path, instance, transfer_syntax, anonymize == "yes")
+            quality = None
+            if params.get("imageQuality"):
+                if transfer_syntax not in LOSSY_TRANSFER_SYNTAXES:
+                    raise bad_param("imageQuality", "applies to images and to application/dicom in a lossy transferSyntax")
+                quality = int_param(request, "imageQuality", minimum=1, maximum=100)
+            return self._dicom(path, instance, transfer_syntax, anonymize == "yes", quality)
         if anonymize == "yes":
             raise bad_param("anonymize", "applies to contentType=application/dicom only")
         frame = int_param(request, "frameNumber", default=1, minimum=1, maximum=1_000_000)
@@ -122,7 +142,7 @@ class WadoUriView(DicomWebView):
         )
         return HttpResponse(rendering.frame_render(path=path, options=options), content_type=content_type)
 
-    def _dicom(self, path, instance, transfer_syntax: str, anonymize: bool) -> HttpResponse:
+    def _dicom(self, path, instance, transfer_syntax: str, anonymize: bool, quality: int | None) -> HttpResponse:
         # PS3.18 9.1.2.1.9: Explicit VR Little Endian unless asked otherwise (as stored
         # when the stored syntax cannot be decoded and nothing was asked for).
         target = transfer_syntax or "1.2.840.10008.1.2.1"
@@ -131,11 +151,11 @@ class WadoUriView(DicomWebView):
         if anonymize:
             ds = dcmread(path)
             dataset_anonymize(ds)
-            data = transcode.dataset_encode(transcode.instance_transcode(ds, target))
+            data = transcode.dataset_encode(transcode.instance_transcode(ds, target, quality=quality))
         elif target == instance.transfer_syntax_uid:
             data = path.read_bytes()
         else:
-            data = transcode.dataset_encode(transcode.instance_transcode(path, target))
+            data = transcode.dataset_encode(transcode.instance_transcode(path, target, quality=quality))
         response = HttpResponse(data, content_type="application/dicom")
         response["Content-Disposition"] = f'attachment; filename="{instance.sop_instance_uid}.dcm"'
         return response

@@ -39,6 +39,7 @@ of ``max(1, round((100 - quality) / 5))`` (2 at 90).
 from __future__ import annotations
 
 import logging
+import uuid
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -58,7 +59,6 @@ from pydicom.uid import (
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
-    generate_uid,
 )
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,7 @@ def jpeg_frame_encode(arr: np.ndarray, ds: Dataset, target: str, *, quality: int
     if codec is None:
         raise EncodingNotAllowed("imagecodecs (libjpeg-turbo) is not installed: no JPEG encoder")
     target = UID(target)
+    arr = np.ascontiguousarray(arr)  # decoders may hand over planar (strided) colour
     photometric = str(ds.PhotometricInterpretation).upper()
     stored = int(ds.get("BitsStored", ds.BitsAllocated))
     colour = arr.ndim == 3
@@ -353,9 +354,10 @@ def lossy_record(ds: Dataset, *, target: str, ratio: float, quality: int, origin
         source.ReferencedSOPInstanceUID = original_uid
         source.PurposeOfReferenceCodeSequence = Sequence([_code("121320", "Uncompressed predecessor")])
         ds.SourceImageSequence = Sequence([source])
-        new_uid = generate_uid(prefix=None, entropy_srcs=[original_uid, str(target), str(quality)])
+        # PS3.5 B.2 UUID-derived UID; a name-based UUID so the same request gives the same UID.
+        new_uid = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'{original_uid}/{target}/{quality}').int}"
         ds.SOPInstanceUID = new_uid
-        if "file_meta" in ds:
+        if hasattr(ds, "file_meta"):
             ds.file_meta.MediaStorageSOPInstanceUID = new_uid
     logger.debug("lossy compression recorded original=%s new=%s ratio=%.2f", original_uid, ds.get("SOPInstanceUID"),
                  ratio)

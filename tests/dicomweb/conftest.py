@@ -39,6 +39,24 @@ def dw_client(http):
     return client
 
 
+def multipart_parts(response) -> list[tuple[dict, bytes]]:
+    """Split a multipart/related response by its boundary (independent of the server's writer)."""
+    content_type = response.headers["Content-Type"]
+    boundary = [p.split("=", 1)[1].strip('"') for p in content_type.split(";") if p.strip().startswith("boundary=")][0]
+    body = response.content
+    parts = []
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.decode().strip().split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, data[:-2] if data.endswith(b"\r\n") else data))
+    return parts
+
+
 def ingest(ds, transfer_syntax: str = f.EXPLICIT_LE):
     return instance_ingest(source=f.encode(ds, transfer_syntax), origin=IngestOrigin(source="import"))
 

@@ -13,27 +13,9 @@ from pydicom.uid import generate_uid
 
 from pacs.models import Instance, Study
 from tests import dicom_factories as f
-from tests.dicomweb.conftest import ingest
+from tests.dicomweb.conftest import ingest, multipart_parts
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def multipart_parts(response) -> list[tuple[dict, bytes]]:
-    """Split a multipart/related response by its boundary (independent of the server's writer)."""
-    content_type = response.headers["Content-Type"]
-    boundary = [p.split("=", 1)[1].strip('"') for p in content_type.split(";") if p.strip().startswith("boundary=")][0]
-    body = response.content
-    parts = []
-    for chunk in body.split(b"--" + boundary.encode())[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, _, data = chunk.partition(b"\r\n\r\n")
-        headers = {}
-        for line in head.decode().strip().split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        parts.append((headers, data[:-2] if data.endswith(b"\r\n") else data))
-    return parts
 
 
 def multipart_body(parts: list[bytes], boundary: str = "stowboundary", part_type: str = "application/dicom") -> bytes:
