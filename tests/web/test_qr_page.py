@@ -265,6 +265,9 @@ def test_query_form_validation_and_no_nodes(client, admin_user):
                                      "StudyDescription": "*head*", "StudyDate": "20240101-"}
     assert job.params["node"] == "PEER" and job.max_attempts == 1 and job.created_by == admin_user
     assert response["Location"].startswith("/qr/?node=") and f"job={job.pk}" in response["Location"]
+    # The page in Simplified Chinese (the dimse app's own catalog).
+    page = client.get(response["Location"], HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "获取方式" in page and "正在查询 PEER…" in page and "尚未获取任何内容。" in page
 
 
 def test_query_jobs_are_private_and_retrieve_needs_their_results(client, admin_user, django_user_model):
