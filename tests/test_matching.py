@@ -9,6 +9,7 @@ from pydicom.uid import generate_uid
 
 from pacs import matching
 from pacs.matching import MatchingError, level_identifier, level_queryset, unsupported_keys, value_q
+from pacs.matching.keys import MODELS
 from pacs.models import Instance, Series, Study
 from pacs.services.ingest import instance_ingest
 from tests import dicom_factories as f
@@ -231,7 +232,7 @@ def test_numbers_match_exactly(index):
 def test_levels_and_table_are_consistent():
     assert matching.LEVELS == ("PATIENT", "STUDY", "SERIES", "IMAGE")
     for level, keys in matching.LEVEL_KEYS.items():
-        model = matching._MODELS[level]
+        model = MODELS[level]
         for key in keys.values():
             if key.field:
                 model._meta.get_field(key.field)
