@@ -7,10 +7,12 @@ write, so runscp, web workers and the job cluster can share one log folder.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 
 from django.conf import settings
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +56,35 @@ def log_rotated_delete(*, path: Path) -> bool:
     path.unlink()
     logger.info("log rotated file deleted file=%s", path.name)
     return True
+
+
+def log_rotated_files(*, path: Path) -> list[Path]:
+    """The rotated files of one service log (``storage.log.1`` ...), oldest rotation last."""
+    prefix = path.name + "."
+    found = [item for item in path.parent.glob(path.name + ".*") if item.name[len(prefix):].isdigit()]
+    return sorted(found, key=lambda item: int(item.name[len(prefix):]))
+
+
+def log_archives_delete(*, older_than_days: int = 0) -> list[str]:
+    """Delete the rotated log files last written more than *older_than_days* ago (the Logs page).
+
+    Only rotated files (``<service>.log.N``) of the services in
+    ``PACS_LOG_SERVICES`` are removed, never the file a process is writing.
+
+    Returns
+    -------
+    list[str]
+        The names of the deleted files.
+    """
+    cutoff = (timezone.now() - datetime.timedelta(days=max(0, older_than_days))).timestamp()
+    removed = []
+    for current in log_files():
+        for path in log_rotated_files(path=current):
+            try:
+                if path.stat().st_mtime <= cutoff:
+                    path.unlink(missing_ok=True)
+                    removed.append(path.name)
+            except OSError as exc:
+                logger.warning("log archive delete failed file=%s error=%s", path.name, exc)
+    logger.info("log archives deleted count=%d older_than_days=%d", len(removed), older_than_days)
+    return removed

@@ -84,6 +84,100 @@ class ListenerForm(forms.Form):
         return value
 
 
+class AllowedCallerForm(forms.Form):
+    """One new entry of a calling-AE allow list (a row of the Settings page; blank rows are skipped).
+
+    Validated by ``dimse.services.allowed_caller_validate``, the same rules as the
+    control API: AE title 1-16 characters without backslash or control
+    characters and not only spaces; host an IP address or host name.
+    """
+
+    ae_title = forms.CharField(required=False, max_length=64, label=_("Calling AE title"),
+                               strip=False, widget=forms.TextInput(attrs={"maxlength": 16, "size": 14,
+                                                                   "aria-label": _("Calling AE title")}))
+    host = forms.CharField(required=False, max_length=255, label=_("Host or IP (optional)"),
+                           widget=forms.TextInput(attrs={"size": 16, "aria-label": _("Host or IP (optional)")}))
+    description = forms.CharField(required=False, max_length=255, label=_("Description"),
+                                  widget=forms.TextInput(attrs={"size": 18, "aria-label": _("Description")}))
+
+    def __init__(self, *args, service: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def is_blank(self) -> bool:
+        data = getattr(self, "cleaned_data", {})
+        return not any((data.get(name) or "").strip() for name in ("ae_title", "host", "description"))
+
+    def clean(self):
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        from dimse.services import allowed_caller_validate
+
+        data = super().clean()
+        if self.errors or self.is_blank():
+            return data
+        try:
+            row = allowed_caller_validate(service=self.service, ae_title=data.get("ae_title") or "",
+                                          host=data.get("host") or "", description=data.get("description") or "")
+        except DjangoValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+            return data
+        data.update(ae_title=row.ae_title, host=row.host, description=row.description)
+        return data
+
+
+AllowedCallerFormSet = forms.formset_factory(AllowedCallerForm, extra=1, max_num=50, absolute_max=50)
+
+
+class WebSettingsForm(forms.Form):
+    """Web settings read per request (``pacs.ArchiveConfig``): CORS origins, viewer link, public URL."""
+
+    cors_allowed_origins = forms.CharField(
+        required=False, label=_("CORS allowed origins"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 48, "placeholder": "http://viewer.example:3000"}),
+        help_text=_("One origin per line: scheme://host[:port]. Browser apps there may call DICOMweb and the API."),
+    )
+    external_viewer_url = forms.CharField(
+        required=False, max_length=1024, label=_("External viewer URL"),
+        widget=forms.TextInput(attrs={"size": 60, "placeholder": "radiant://?n=pstv&v=0020000D&v={StudyInstanceUID}"}),
+        help_text=_("Placeholders: {StudyInstanceUID} {AccessionNumber} {PatientID} {base}. Empty hides the link."),
+    )
+    public_url = forms.CharField(
+        required=False, max_length=255, label=_("Public URL"),
+        widget=forms.TextInput(attrs={"size": 40, "placeholder": "https://pacs.example.org"}),
+        help_text=_("Base of RetrieveURL/BulkDataURI behind a proxy; empty = the address the client used."),
+    )
+
+    @staticmethod
+    def initial_for(config) -> dict:
+        return {"cors_allowed_origins": "\n".join(config.cors_allowed_origins),
+                "external_viewer_url": config.external_viewer_url, "public_url": config.public_url}
+
+    def _cleaned(self, name: str, clean):
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        try:
+            return clean(self.cleaned_data[name])
+        except DjangoValidationError as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
+    def clean_cors_allowed_origins(self) -> list[str]:
+        from pacs.services.config import cors_origins_clean
+
+        return self._cleaned("cors_allowed_origins", cors_origins_clean)
+
+    def clean_external_viewer_url(self) -> str:
+        from pacs.services.config import external_viewer_url_clean
+
+        return self._cleaned("external_viewer_url", external_viewer_url_clean)
+
+    def clean_public_url(self) -> str:
+        from pacs.services.config import public_url_clean
+
+        return self._cleaned("public_url", public_url_clean)
+
+
 class ArchiveSettingsForm(forms.Form):
     """Archive policies (``pacs.ArchiveConfig``)."""
 

@@ -6,12 +6,9 @@ import io
 import logging
 import zipfile
 
-from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
@@ -22,10 +19,11 @@ from django.views.generic import TemplateView
 from pacs.choices import JobState
 from pacs.exceptions import PacsError
 from pacs.services.ingest import IngestOrigin, instance_ingest
+from pacs.services.logs import log_archives_delete
 from pacs.views import reads
-from pacs.views.forms import ArchiveSettingsForm, ListenerForm, LogFilterForm
-from pacs.views.housekeeping import log_archives_delete
+from pacs.views.forms import LogFilterForm
 from pacs.views.mixins import PageMixin
+from pacs.views.settings_page import SettingsView  # noqa: F401  (the Settings page, routed from here)
 
 logger = logging.getLogger("pacs.views")
 
@@ -299,90 +297,3 @@ class ListenerCommandView(PageMixin, View):
         else:
             messages.warning(request, _("No runscp process answered; is 'manage.py runscp' running?"))
         return redirect(reverse("status"))
-
-
-# --- Settings -------------------------------------------------------------------------------
-class SettingsView(PageMixin, TemplateView):
-    """Validated settings form; saving applies them and restarts the listeners."""
-
-    template_name = "pacs/settings.html"
-    nav = "settings"
-    LISTENER_FIELDS = ("ae_title", "port", "enabled", "require_called_aet", "restrict_callers", "max_associations",
-                       "network_timeout")
-    ARCHIVE_FIELDS = ("duplicate_policy", "update_attributes", "min_free_mb", "compression", "path_template")
-
-    def _forms(self, data=None):
-        from dimse.services import listener_config_list
-        from pacs.services.config import archive_config_get
-
-        listeners = listener_config_list()
-        listener_forms = [
-            (row, ListenerForm(data, prefix=row.service,
-                               initial={f: getattr(row, f) for f in self.LISTENER_FIELDS}))
-            for row in listeners
-        ]
-        config = archive_config_get(fresh=True)
-        archive_form = ArchiveSettingsForm(data, prefix="archive",
-                                           initial={f: getattr(config, f) for f in self.ARCHIVE_FIELDS})
-        return listener_forms, archive_form
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        if "listener_forms" not in kwargs:
-            context["listener_forms"], context["archive_form"] = self._forms()
-        from dimse.models import AllowedCaller
-
-        context["allowed_callers"] = list(AllowedCaller.objects.select_related("listener"))
-        context["readonly"] = [
-            (_("CORS allowed origins"), ", ".join(settings.PACS_CORS_ALLOWED_ORIGINS) or "—", "PACS_CORS_ALLOWED_ORIGINS"),
-            (_("External viewer URL"), settings.PACS_EXTERNAL_VIEWER_URL or "—", "PACS_EXTERNAL_VIEWER_URL"),
-            (_("OHIF folder"), str(settings.PACS_OHIF_DIR), "PACS_OHIF_DIR"),
-            (_("Storage root"), str(settings.PACS_STORAGE_ROOT), "PACS_STORAGE_ROOT"),
-            (_("Session timeout (s)"), str(settings.SESSION_COOKIE_AGE), "PACS_SESSION_SECONDS"),
-        ]
-        return context
-
-    def post(self, request):
-        from dimse.services import listener_command_issue, listener_command_wait, listener_config_update
-        from pacs.services.config import archive_config_update
-
-        listener_forms, archive_form = self._forms(request.POST)
-        valid = all(form.is_valid() for _row, form in listener_forms) and archive_form.is_valid()
-        if valid:
-            ports = {}
-            for row, form in listener_forms:
-                port = form.cleaned_data["port"]
-                if port in ports:
-                    form.add_error("port", _("Port %(port)s is already used by %(other)s.")
-                                   % {"port": port, "other": ports[port]})
-                    valid = False
-                ports[port] = row.get_service_display()
-        if valid:
-            try:
-                with transaction.atomic():
-                    for row, form in listener_forms:
-                        listener_config_update(service=row.service, **form.cleaned_data)
-                    archive_config_update(**archive_form.cleaned_data)
-            except ValidationError as exc:
-                archive_form.add_error(None, exc)
-                valid = False
-        if not valid:
-            messages.error(request, _("Please correct the errors below."))
-            context = self.get_context_data(listener_forms=listener_forms, archive_form=archive_form)
-            context["listener_forms"], context["archive_form"] = listener_forms, archive_form
-            return self.render_to_response(context, status=400)
-        logger.info("settings saved user=%s", request.user.get_username())
-        command = listener_command_wait(listener_command_issue(action="restart", user=request.user), timeout=8.0)
-        if command.processed_at:
-            states = command.result or {}
-            errors = [f"{name}: {state['error']}" for name, state in states.items() if state.get("error")]
-            if errors:
-                messages.error(request, _("Settings saved; some listeners failed to restart: %s") % "; ".join(errors))
-            else:
-                running = ", ".join(f"{name} {s.get('ae_title')}:{s.get('port')}" for name, s in states.items()
-                                    if s.get("running"))
-                messages.success(request, _("Settings saved and listeners restarted: %s") % (running or "—"))
-        else:
-            messages.warning(request, _("Settings saved. No runscp process answered the restart; "
-                                        "they apply when runscp starts."))
-        return HttpResponseRedirect(reverse("settings"))

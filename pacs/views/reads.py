@@ -196,3 +196,28 @@ def log_lines(service: str, *, level: str = "", search: str = "", limit: int = 5
                 continue
             kept.append({"text": line, "level": line_level})
     return {"offset": size, "lines": list(kept), "size": size}
+
+
+# --- Settings page ---------------------------------------------------------------
+def allowed_callers_by_listener() -> dict[str, list]:
+    """Calling-AE allow-list entries keyed by listener service ('' = every listener), in AE title order."""
+    from dimse.models import AllowedCaller
+
+    grouped: dict[str, list] = {}
+    for row in AllowedCaller.objects.select_related("listener").order_by("ae_title", "host", "id"):
+        grouped.setdefault(row.listener.service if row.listener_id else "", []).append(row)
+    return grouped
+
+
+def listener_command_get(command_id: int):
+    """One control-channel command (start/stop/restart) and its outcome, or None."""
+    from dimse.models import ListenerCommand
+
+    return ListenerCommand.objects.filter(pk=command_id).first()
+
+
+def runscp_running() -> bool:
+    """Whether a runscp process has sent a recent heartbeat (it would apply a restart)."""
+    from dimse.selectors import scp_process_list
+
+    return bool(scp_process_list())

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -18,7 +17,9 @@ from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 
+from pacs import matching
 from pacs.models import Series, Study
+from pacs.services.config import archive_config_get
 from pacs.storage import uid_is_valid
 from pacs.views.forms import MODALITIES, PAGE_SIZES, StudyFilterForm
 from pacs.views.mixins import PageMixin
@@ -27,58 +28,53 @@ logger = logging.getLogger(__name__)
 
 
 # --- Reads kept here until pacs.selectors offers them (see module docstring) ---
-def _wildcard_q(field: str, value: str) -> Q:
-    """DICOM-style matching for a free-text filter (PS3.4 C.2.2.2.4 wildcards).
+_TEXT_FILTERS = {
+    # study-list field -> DICOM keyword matched by pacs.matching (PS3.4 C.2.2.2)
+    "patient_id": "PatientID",
+    "patient_name": "PatientName",
+    "accession": "AccessionNumber",
+    "description": "StudyDescription",
+}
 
-    ``*`` and ``?`` match as in C-FIND; a value without wildcards matches as a
-    case-insensitive substring, which is what a person typing in a box expects.
+
+def _contains(value: str) -> str:
+    """A box value as a DICOM match value: typed wildcards are kept, plain text matches anywhere.
+
+    ``bet*`` is a C-FIND wildcard match; ``ACC-1`` becomes ``*ACC-1*`` because a
+    person typing part of a name or number expects to find it wherever it is.
     """
     value = value.strip()
-    if "*" not in value and "?" not in value:
-        return Q(**{f"{field}__icontains": value})
-    if value.endswith("*") and "*" not in value[:-1] and "?" not in value:
-        return Q(**{f"{field}__istartswith": value[:-1]})
-    pattern = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in value)
-    return Q(**{f"{field}__iregex": f"^{pattern}$"})
+    return value if not value or "*" in value or "?" in value else f"*{value}*"
 
 
-def _modality_q(modality: str) -> Q:
-    """One modality inside the backslash-joined ModalitiesInStudy."""
-    m = modality.strip().upper()
-    return (
-        Q(modalities_in_study=m)
-        | Q(modalities_in_study__startswith=m + "\\")
-        | Q(modalities_in_study__endswith="\\" + m)
-        | Q(modalities_in_study__contains="\\" + m + "\\")
-    )
+def _date_range(date_from, date_to) -> str:
+    """StudyDate range matching (PS3.4 C.2.2.2.5.1): ``a-b``, ``a-`` or ``-b``."""
+    if not date_from and not date_to:
+        return ""
+    return "-".join(d.strftime("%Y%m%d") if d else "" for d in (date_from, date_to))
 
 
 def study_search(filters: dict) -> QuerySet[Study]:
-    """Studies matching the study-list filters (patient joined: no N+1)."""
-    rows = Study.objects.select_related("patient")
-    if filters.get("patient_id"):
-        rows = rows.filter(_wildcard_q("patient__patient_id", filters["patient_id"]))
-    if filters.get("patient_name"):
-        name = filters["patient_name"]
-        rows = rows.filter(
-            _wildcard_q("patient__patient_name", name)
-            | _wildcard_q("patient__patient_name_alphabetic", name)
-            | _wildcard_q("patient__patient_name_ideographic", name)
-        )
-    if filters.get("accession"):
-        rows = rows.filter(_wildcard_q("accession_number", filters["accession"]))
-    if filters.get("description"):
-        rows = rows.filter(_wildcard_q("study_description", filters["description"]))
-    if filters.get("date_from"):
-        rows = rows.filter(study_date__gte=filters["date_from"])
-    if filters.get("date_to"):
-        rows = rows.filter(study_date__lte=filters["date_to"])
-    if filters.get("modality"):
-        rows = rows.filter(_modality_q(filters["modality"]))
-    if filters.get("calling_aet"):
-        rows = rows.filter(
-            Exists(Series.objects.filter(study=OuterRef("pk"), source_aet__iexact=filters["calling_aet"].strip()))
-        )
+    """Studies matching the study-list filters, with the C-FIND/QIDO-RS matching of :mod:`pacs.matching`.
+
+    Person names match every component group and ignore case
+    (``PACS_PN_CASE_INSENSITIVE``); other text is case-sensitive as in C-FIND.
+    The patient is joined (no N+1).
+
+    Raises
+    ------
+    pacs.matching.MatchingError
+        A value the matcher cannot understand.
+    """
+    keys = {keyword: _contains(filters.get(name) or "") for name, keyword in _TEXT_FILTERS.items()}
+    keys["StudyDate"] = _date_range(filters.get("date_from"), filters.get("date_to"))
+    keys["ModalitiesInStudy"] = (filters.get("modality") or "").strip().upper()
+    rows = matching.level_queryset("STUDY", {k: v for k, v in keys.items() if v})
+    calling_aet = (filters.get("calling_aet") or "").strip()
+    if calling_aet:
+        sent_by = matching.value_q("source_aet", "AE", calling_aet, keyword="SourceApplicationEntityTitle")
+        if sent_by is not None:
+            rows = rows.filter(Exists(Series.objects.filter(sent_by, study=OuterRef("pk"))))
     return rows
 
 
@@ -113,7 +109,11 @@ class StudyListView(PageMixin, TemplateView):
             form = StudyFilterForm({})
             form.is_valid()
             filters = form.cleaned_data
-        rows = study_search(filters).order_by(*form.ordering())
+        try:
+            rows = study_search(filters).order_by(*form.ordering())
+        except matching.MatchingError as exc:
+            messages.error(self.request, exc.message)
+            rows = Study.objects.none()
         paginator = Paginator(rows, filters["per_page"])
         page = paginator.get_page(self.request.GET.get("page"))
         context.update(
@@ -126,7 +126,7 @@ class StudyListView(PageMixin, TemplateView):
             modalities=MODALITIES,
             page_sizes=PAGE_SIZES,
             nodes=_store_nodes(),
-            external_viewer=bool(settings.PACS_EXTERNAL_VIEWER_URL),
+            external_viewer=bool(archive_config_get().external_viewer_url),
             ohif_installed=_ohif_installed(),
         )
         return context
@@ -243,21 +243,21 @@ class WeasisLaunchView(PageMixin, View):
 
 
 class ExternalViewerView(PageMixin, View):
-    """Open the study in an external viewer (URL template ``PACS_EXTERNAL_VIEWER_URL``)."""
+    """Open the study in the external viewer whose URL template the Settings page holds."""
 
     def get(self, request, study_uid: str):
-        from urllib.parse import quote, urlsplit
+        from urllib.parse import urlsplit
+
+        from pacs.services.config import external_viewer_url, public_base_url
 
         study = _study_or_404(study_uid)
-        template = settings.PACS_EXTERNAL_VIEWER_URL
-        if not template:
-            raise Http404("No external viewer configured")
-        url = template.format(
-            StudyInstanceUID=quote(study.study_instance_uid),
-            AccessionNumber=quote(study.accession_number),
-            PatientID=quote(study.patient.patient_id),
-            base=request.build_absolute_uri("/").rstrip("/"),
+        url = external_viewer_url(
+            study_instance_uid=study.study_instance_uid, accession_number=study.accession_number,
+            patient_id=study.patient.patient_id,
+            base=public_base_url() or request.build_absolute_uri("/").rstrip("/"),
         )
+        if not url:
+            raise Http404("No external viewer configured")
         return _SchemeRedirect(url, scheme=urlsplit(url).scheme or "http")
 
 
