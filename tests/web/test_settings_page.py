@@ -218,3 +218,9 @@ def test_settings_changes_need_permissions(client, django_user_model):
     assert client.get("/settings/").status_code == 200
     response = client.post("/settings/", {"web-public_url": "https://x.example"})
     assert response.status_code == 403
+
+
+def test_settings_page_speaks_chinese(client, admin_user):
+    client.force_login(admin_user)
+    body = client.get("/settings/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "调用方 AE 白名单" in body and "网页与查看器" in body and "所有监听器" in body
