@@ -205,7 +205,7 @@ class QueryRetrievePageView(PageMixin, TemplateView):
             qr_strings={
                 "noWorker": _(
                     "No job worker has picked this up yet: is 'manage.py qcluster' running?"),
-                "queryFailed": _("The query failed:"),
+                "queryFailed": _("The query failed:"), "cancelled": _("The query was cancelled."),
                 "errorHint": _("Check that the remote node is running and reachable at this host and port, "
                                "and that it accepts our AE title."), "loading": _("Loading…"), "failed": _("Failed"),
                 "inArchive": _("In archive"), "open": _("Open"),

@@ -27,7 +27,6 @@ from pacs.storage import absolute_path
 from tests import dicom_factories as f
 from tests.dimse.qr_support import free_port, node_add
 from tests.dimse.test_scu_orthanc import ORTHANC, Orthanc
-from tests.polling import eventually
 from tests.web.conftest import _database_url
 
 pytestmark = [
@@ -228,7 +227,7 @@ def test_unreachable_node_shows_the_error(logged_in, job_cluster, screenshot):
     node_add("OFFLINE", free_port(), is_query_source=True, enabled=False)
     page.goto("/qr/")
     options = page.locator("#qr-node option").all_inner_texts()  # enabled nodes with the Q/R role only
-    assert len(options) == 1 and options[0].startswith("DEADNODE@") is False and options[0].startswith("DEADNODE")
+    assert len(options) == 1 and options[0].startswith("DEADNODE (127.0.0.1:")
     page.click("button[name=range][value='7days']")
     error = page.locator("#qr-error")
     error.wait_for(timeout=JOB_TIMEOUT * 1000)
@@ -302,3 +301,19 @@ def test_query_jobs_are_private_and_retrieve_needs_their_results(client, admin_u
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(admin_user)
     assert strict.post("/qr/query/", {"node": node.pk, "patient_id": "P1"}).status_code == 403
+
+
+def test_waiting_state_without_a_worker_and_cancel(logged_in, screenshot):
+    """No cluster running: the query stays pending, the page says why, and it can be cancelled."""
+    page = logged_in
+    node_add("PEER", free_port(), is_query_source=True)
+    _search(page, **{"#qr-acc": "ACC9"})
+    waiting = page.locator("#qr-waiting")
+    assert waiting.locator(".qr-waiting-text").inner_text() == "Querying PEER…"
+    assert waiting.locator(".qr-waiting-state").inner_text() == "Pending"
+    expect(waiting.locator(".qr-waiting-hint")).to_contain_text("manage.py qcluster", timeout=20_000)
+    screenshot(page, "qr-no-worker")
+    waiting.locator("button[type=submit]").click()
+    expect(page.locator("#qr-cancelled")).to_have_text("The query was cancelled.")
+    assert page.locator("#qr-acc").input_value() == "ACC9"
+    assert Job.objects.get(kind="query").state == JobState.CANCELLED

@@ -42,6 +42,11 @@
 
   function errorPanel(data) {
     const panel = document.createElement("div");
+    if (data.state === "cancelled") {
+      panel.className = "panel";
+      panel.textContent = strings.cancelled;
+      return panel;
+    }
     panel.className = "panel qr-error";
     panel.id = "qr-error";
     panel.setAttribute("role", "alert");
@@ -67,7 +72,10 @@
         badge.className = `badge badge-${data.state} qr-waiting-state`;
       }
       const hint = results.querySelector(".qr-waiting-hint");
-      if (hint && data.state === "pending" && Date.now() - started > 8000) hint.textContent = strings.noWorker;
+      if (!hint) return;
+      if (data.state === "pending" && Date.now() - started > 8000) hint.textContent = strings.noWorker;
+      else if (data.state === "retrying") hint.textContent = data.error; // a job made elsewhere, with retries
+      else hint.textContent = "";
     }).then((data) => {
       results.dataset.finished = "1";
       results.dataset.state = data.state;
