@@ -4,7 +4,25 @@ Matching is :mod:`pacs.matching` (the one implementation shared with C-FIND):
 keys as keyword or tag, ``*``/``?`` wildcards, date/time ranges open on either
 side, UID lists (comma or backslash), ``fuzzymatching=true`` for person names.
 The response is an ``application/dicom+json`` array of the default attributes
-of PS3.18 Table 10.6.3-3..5 plus every ``includefield``.
+of PS3.18 Table 10.6.3-3..5 plus every ``includefield`` (and every key given
+with an empty value, which PS3.18 8.3.4.3 makes the same thing).
+
+Attributes the index does not hold - sequences such as ProcedureCodeSequence
+(0008,1032), or PatientAge - are returned from the header of one stored
+instance of each matched study or series (the first stored; the instance itself
+at the instance level), read only when asked for.  Ask at each level for that
+level's attributes (PS3.4 C.6.1.1.3-5): a study-level answer does not merge
+the values of all its instances.  ``includefield`` of a path inside a sequence
+(``00081032.00080100``) returns the whole sequence.
+
+Matching on sequence items (``ProcedureCodeSequence.CodeValue=X``,
+``00081032.00080100=X``, PS3.18 8.3.4.1) is not supported: the index holds no
+sequence items.  A well-formed path is ignored with ``Warning: 299`` naming it,
+as PS3.18 8.3 asks for unsupported query parameters (the same as for any other
+attribute the index cannot match); a malformed path (not keywords/tags, or an
+intermediate attribute that is no sequence) is a 400, and so is a value given
+to a sequence attribute itself (``ProcedureCodeSequence=X``: a sequence only
+matches through its items).
 
 No match answers ``200`` with ``[]`` (PS3.18 10.6.3.2 allows 204; an empty
 array is what OHIF and dicomweb-client handle without special cases).  More
@@ -17,13 +35,22 @@ from __future__ import annotations
 import datetime
 import logging
 
+from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from rest_framework.response import Response
 
+from dicomweb import selectors
 from dicomweb.api import schema
-from dicomweb.api.base import DicomWebView, bad_param, base_url, int_param, not_acceptable, uid_check
+from dicomweb.api.base import (
+    DicomWebView,
+    bad_param,
+    base_url,
+    int_param,
+    not_acceptable,
+    uid_check,
+)
 from dicomweb.parsers import accept_parse
-from pacs import matching
+from pacs import matching, storage
 
 logger = logging.getLogger("dicomweb")
 
@@ -88,18 +115,19 @@ def _json_value(vr: str, value: object) -> list | None:
     return [value]
 
 
-def _plan(level: str, fields: list[str]) -> tuple[list[tuple], list[str]]:
+def _plan(level: str, fields: list[str]) -> tuple[list[tuple], list[str], list[int]]:
     """Resolve the requested keywords once per request.
 
-    Returns ``(columns, computed)``: ``(tag key, vr, field path)`` read from the
-    row, and keywords that need :func:`pacs.matching.level_identifier`
-    (computed values such as SOPClassesInStudy).
+    Returns ``(columns, computed, from_header)``: ``(tag key, vr, field path)``
+    read from the row, keywords that need :func:`pacs.matching.level_identifier`
+    (computed values such as SOPClassesInStudy), and tags the index does not
+    hold, read from a stored header.
     """
     wanted = [matching.UNIQUE_KEYS[upper] for upper in matching.LEVELS[1 if level != matching.PATIENT else 0:
                                                                        matching.LEVELS.index(level) + 1]]
     wanted = ["PatientID", *wanted] if "PatientID" not in wanted else wanted
     wanted += [name for name in fields if name not in wanted]
-    columns, computed = [], []
+    columns, computed, from_header = [], [], []
     for name in wanted:
         tag = tag_for_keyword(name)
         if tag is None or name in ("SpecificCharacterSet", "QueryRetrieveLevel"):
@@ -113,12 +141,47 @@ def _plan(level: str, fields: list[str]) -> tuple[list[tuple], list[str]]:
         except matching.MatchingError:
             continue
         if key is None:
-            columns.append((key_text, dictionary_VR(tag).split(" or ")[0], None, None))
+            from_header.append(tag)
         elif key.field is None:
             computed.append(name)
         else:
             columns.append((key_text, key.vr, key.field.split("__"), None))
-    return columns, computed
+    return columns, computed, from_header
+
+
+def _header_values(level: str, page: list, tags: list[int]) -> dict[int, dict]:
+    """``{row id: {tag key: DICOM JSON}}`` of *tags* read from one stored header per row."""
+    if level == matching.IMAGE:
+        paths = {row.id: row.file_path for row in page}
+    else:
+        paths = selectors.representative_files(level, [row.id for row in page])
+    out = {}
+    for row_id, path in paths.items():
+        try:
+            ds = dcmread(storage.absolute_path(path), stop_before_pixels=True, specific_tags=tags)
+        except (OSError, ValueError) as exc:
+            logger.warning("qido-rs header unreadable path=%s error=%s", path, exc.__class__.__name__)
+            continue
+        values = {}
+        for tag in tags:
+            if tag in ds:
+                try:
+                    values[f"{tag:08X}"] = ds[tag].to_json_dict(None, 1 << 30)
+                except (TypeError, ValueError):  # a corrupt value: answered empty, never a 500
+                    continue
+        out[row_id] = values
+    return out
+
+
+def _sequence_path(key: str) -> list[str]:
+    """Keywords of an attribute path ``Seq.Attr`` / ``00081032.00080100`` (PS3.18 8.3.4.1); else 400."""
+    names = [matching.keyword_normalise(part) for part in key.split(".")]
+    if not all(names):
+        raise bad_param(key, f"{key[:64]!r} is not a path of DICOM keywords or tags (e.g. 00081032.00080100)")
+    for name in names[:-1]:
+        if dictionary_VR(name) != "SQ":
+            raise bad_param(key, f"{name} is not a sequence: only sequences can be followed by '.'")
+    return names
 
 
 def _row_json(row, level: str, columns: list[tuple], computed: list[str]) -> dict:
@@ -174,8 +237,17 @@ class QueryView(DicomWebView):
 
         filters: dict[str, str] = {}
         unsupported: list[str] = []
+        returned: list[str] = []  # keys given without a value: return keys (PS3.18 8.3.4.3)
         for key, values in request.query_params.lists():
             if key in CONTROL_PARAMS:
+                continue
+            value = "\\".join(v for v in values)
+            if "." in key:
+                path = _sequence_path(key)
+                if value:
+                    unsupported.append(".".join(path))
+                else:
+                    returned.append(path[0])
                 continue
             name = STUDY_ALIASES.get(key, key) if level == matching.STUDY else key
             keyword = matching.keyword_normalise(name)
@@ -185,10 +257,13 @@ class QueryView(DicomWebView):
                 found = matching.key_lookup(level, keyword)
             except matching.MatchingError as exc:
                 raise bad_param(key, exc.message) from None
-            value = "\\".join(v for v in values)
+            if value and dictionary_VR(keyword) == "SQ":
+                raise bad_param(key, f"{keyword} is a sequence: match its items with {keyword}.<attribute>=<value>")
             if found is None or found.field is None:
                 if value:
                     unsupported.append(keyword)
+                else:
+                    returned.append(keyword)
                 continue
             filters[keyword] = value
         # Path UIDs narrow the search (studies/{study}/series, .../series/{series}/instances).
@@ -210,12 +285,15 @@ class QueryView(DicomWebView):
                 if name.lower() == "all":
                     fields += [f for f in _ALL_FIELDS[level] if f not in fields]
                     continue
-                keyword = matching.keyword_normalise(name)
+                if "." in name:
+                    keyword = _sequence_path(name)[0]  # the whole top-level sequence
+                else:
+                    keyword = matching.keyword_normalise(name)
                 if not keyword:
                     raise bad_param("includefield", f"{name[:64]!r} is not a DICOM keyword or tag")
                 if keyword not in fields:
                     fields.append(keyword)
-        fields += [k for k in filters if k not in fields]
+        fields += [k for k in [*filters, *returned] if k not in fields]
 
         try:
             rows = matching.level_queryset(level, filters, fuzzy=fuzzy)
@@ -226,10 +304,16 @@ class QueryView(DicomWebView):
         more = len(page) > cap
         page = page[:cap]
         root = base_url(request)
-        columns, computed = _plan(level, fields)
+        columns, computed, from_header = _plan(level, fields)
+        headers = _header_values(level, page, from_header) if from_header and page else {}
         body = []
         for row in page:
             item = _row_json(row, level, columns, computed)
+            if from_header:
+                found = headers.get(row.id, {})
+                for tag in from_header:
+                    key_text = f"{tag:08X}"
+                    item[key_text] = found.get(key_text) or {"vr": dictionary_VR(tag).split(" or ")[0]}
             item["00081190"] = {"vr": "UR", "Value": [_retrieve_url(root, level, row)]}
             body.append(item)
         response = Response(body)
@@ -259,4 +343,4 @@ class InstanceQueryView(QueryView):
     level = matching.IMAGE
 
 
-__all__ = ["StudyQueryView", "SeriesQueryView", "InstanceQueryView"]
+__all__ = ["InstanceQueryView", "SeriesQueryView", "StudyQueryView"]

@@ -7,7 +7,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 ACCEPT_DICOM = OpenApiParameter(
     "Accept", str, OpenApiParameter.HEADER,
-    description='multipart/related; type="application/dicom"[; transfer-syntax=UID or *] (default Explicit VR LE)',
+    description='multipart/related; type="application/dicom"[; transfer-syntax=UID or *] (default Explicit VR LE). '
+    "Written: Explicit/Implicit VR LE, RLE, JPEG Baseline (8-bit), Extended (up to 12-bit), Lossless .57/.70, "
+    "JPEG-LS lossless/near-lossless, JPEG 2000 lossless/lossy; lossy answers are derived instances with a new "
+    "SOP Instance UID (PS3.3 C.7.6.1.1.5). Several media types may be listed with q values: each instance gets "
+    "the first one it can be delivered in; 406 names the instance that fits none.",
 )
 ACCEPT_FRAMES = OpenApiParameter(
     "Accept", str, OpenApiParameter.HEADER,
@@ -81,11 +85,14 @@ wado_uri = extend_schema(
         OpenApiParameter("seriesUID", str, required=True),
         OpenApiParameter("objectUID", str, required=True),
         OpenApiParameter("contentType", str, enum=["image/jpeg", "image/png", "application/dicom"]),
-        OpenApiParameter("transferSyntax", str),
+        OpenApiParameter("transferSyntax", str, description="Transfer syntax UID of application/dicom (as for "
+                         "WADO-RS); not a transfer syntax: 400; one not written for this object: 406"),
         OpenApiParameter("anonymize", str, enum=["yes"]),
         OpenApiParameter("rows", int), OpenApiParameter("columns", int),
         OpenApiParameter("windowCenter", float), OpenApiParameter("windowWidth", float),
-        OpenApiParameter("frameNumber", int), OpenApiParameter("imageQuality", int),
+        OpenApiParameter("frameNumber", int),
+        OpenApiParameter("imageQuality", int, description="1-100: JPEG quality of images, and of application/dicom "
+                         "in a lossy transferSyntax"),
         OpenApiParameter("region", str, description="x1,y1,x2,y2 fractions of the image"),
     ],
     responses={**IMAGE, (200, "application/dicom"): OpenApiTypes.BINARY},
