@@ -13,13 +13,20 @@ from printing.choices import PrintJobStatus
 PAGE_SIZES = (25, 50, 100)
 # Quick ranges of the received date: (days back to the first day, days back to the last day).
 QUICK_RANGES = {"today": (0, 0), "7days": (6, 0), "30days": (29, 0)}
+# Choice labels as shown (the model choices are not marked for translation).
+STATUS_CHOICES = [
+    (PrintJobStatus.PENDING, _("Pending")),
+    (PrintJobStatus.PRINTING, _("Printing")),
+    (PrintJobStatus.DONE, _("Done")),
+    (PrintJobStatus.FAILURE, _("Failure")),
+]
 
 
 class PrintJobFilterForm(forms.Form):
     """Filters of the print job list (GET); bad values fall back to defaults."""
 
     status = forms.ChoiceField(required=False, label=_("State"),
-                               choices=[("", _("Any"))] + list(PrintJobStatus.choices))
+                               choices=[("", _("Any")), *STATUS_CHOICES])
     calling_aet = forms.CharField(required=False, max_length=16, label=_("Calling AE"))
     date_from = forms.DateField(required=False, label=_("From"),
                                 widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}))

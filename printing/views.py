@@ -20,6 +20,7 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 from pydicom.datadict import keyword_for_tag
@@ -39,6 +40,21 @@ from printing.services.sessions import film_box_effective
 logger = logging.getLogger(__name__)
 
 _MAX_VALUE_CHARS = 200
+# Labels of other apps' choices shown here (they are not marked for translation where defined).
+JOB_STATE_LABELS = {
+    "pending": gettext_lazy("Pending"),
+    "running": gettext_lazy("Running"),
+    "retrying": gettext_lazy("Waiting to retry"),
+    "success": gettext_lazy("Success"),
+    "failure": gettext_lazy("Failure"),
+    "cancelled": gettext_lazy("Cancelled"),
+}
+ASSOCIATION_LABELS = {
+    "established": gettext_lazy("Established"),
+    "released": gettext_lazy("Released"),
+    "aborted": gettext_lazy("Aborted"),
+    "rejected": gettext_lazy("Rejected"),
+}
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 
 
@@ -129,12 +145,15 @@ class PrintJobDetailView(PageMixin, TemplateView):
                 "lut_rows": attribute_rows(film.presentation_lut),
             })
         printers = selectors.printer_node_list()
+        association = selectors.print_job_association(job)
         context.update(
             job=job,
             films=film_rows,
             session_rows=attribute_rows(job.attributes),
-            association=selectors.print_job_association(job),
-            forwards=list(selectors.print_job_forwards(job_id=job.pk)[:20]),
+            association=association,
+            association_label=ASSOCIATION_LABELS.get(association.status, association.status) if association else "",
+            forwards=[{"job": forward, "state_label": JOB_STATE_LABELS.get(forward.state, forward.state)}
+                      for forward in selectors.print_job_forwards(job_id=job.pk)[:20]],
             printers=printers,
             forward_form=kwargs.get("forward_form")
             or ForwardForm(printers=printers, film_numbers=[film.film_number for film in films]),

@@ -30,6 +30,18 @@ SORTS = {
     "created": ["item__created_at", "id"],
 }
 DEFAULT_SORT = "-date"
+# Choice labels as shown (the model choices are not marked for translation).
+STATUS_CHOICES = [
+    (StepStatus.SCHEDULED, _("Scheduled")),
+    (StepStatus.ARRIVED, _("Arrived")),
+    (StepStatus.IN_PROGRESS, _("In progress")),
+    (StepStatus.COMPLETED, _("Completed")),
+    (StepStatus.DISCONTINUED, _("Discontinued")),
+]
+SEX_CHOICES = [("", "—"), (PatientSex.MALE, _("Male")), (PatientSex.FEMALE, _("Female")),
+               (PatientSex.OTHER, _("Other"))]
+PRIORITY_CHOICES = [("", "—"), (Priority.STAT, _("Stat")), (Priority.HIGH, _("High")),
+                    (Priority.ROUTINE, _("Routine")), (Priority.MEDIUM, _("Medium")), (Priority.LOW, _("Low"))]
 _CS = re.compile(r"^[A-Z0-9 _]{1,16}$")  # Code String, PS3.5 Table 6.2-1
 
 
@@ -66,7 +78,7 @@ class WorklistFilterForm(forms.Form):
     station = forms.CharField(required=False, max_length=16, label=_("Station AE"))
     date_from = forms.DateField(required=False, label=_("From"), widget=_date_input())
     date_to = forms.DateField(required=False, label=_("To"), widget=_date_input())
-    status = forms.ChoiceField(required=False, choices=[("", _("Any"))] + list(StepStatus.choices), label=_("Status"))
+    status = forms.ChoiceField(required=False, choices=[("", _("Any")), *STATUS_CHOICES], label=_("Status"))
     range = forms.ChoiceField(required=False, choices=[(key, key) for key in QUICK_RANGES])
     sort = forms.CharField(required=False)
     per_page = forms.TypedChoiceField(required=False, coerce=int, choices=[(n, n) for n in PAGE_SIZES],
@@ -124,16 +136,14 @@ class WorklistItemForm(forms.Form):
     patient_id = forms.CharField(max_length=64, label=_("Patient ID"))
     issuer_of_patient_id = forms.CharField(max_length=64, required=False, label=_("Issuer of patient ID"))
     patient_birth_date = forms.DateField(required=False, label=_("Birth date"), widget=_date_input())
-    patient_sex = forms.ChoiceField(required=False, label=_("Sex"),
-                                    choices=[("", "—")] + list(PatientSex.choices))
+    patient_sex = forms.ChoiceField(required=False, label=_("Sex"), choices=SEX_CHOICES)
     accession_number = forms.CharField(max_length=16, required=False, label=_("Accession number"))
     referring_physician_name = _pn_field(_("Referring physician"))
     admission_id = forms.CharField(max_length=64, required=False, label=_("Admission ID"))
     requested_procedure_id = forms.CharField(max_length=16, required=False, label=_("Requested procedure ID"))
     requested_procedure_description = forms.CharField(max_length=64, required=False,
                                                       label=_("Requested procedure description"))
-    requested_procedure_priority = forms.ChoiceField(required=False, label=_("Priority"),
-                                                     choices=[("", "—")] + list(Priority.choices))
+    requested_procedure_priority = forms.ChoiceField(required=False, label=_("Priority"), choices=PRIORITY_CHOICES)
     study_instance_uid = forms.CharField(max_length=64, required=False, label=_("Study Instance UID"),
                                          help_text=_("Pre-assigned to the images the modality sends; "
                                                      "generated when left empty."))
@@ -168,7 +178,7 @@ class ScheduledStepForm(forms.Form):
     scheduled_procedure_step_start_time = forms.TimeField(
         required=False, label=_("Start time"), widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}))
     scheduled_performing_physician_name = _pn_field(_("Performing physician"))
-    scheduled_procedure_step_status = forms.ChoiceField(choices=StepStatus.choices, initial=StepStatus.SCHEDULED,
+    scheduled_procedure_step_status = forms.ChoiceField(choices=STATUS_CHOICES, initial=StepStatus.SCHEDULED,
                                                         label=_("Status"))
 
     def clean_modality(self) -> str:

@@ -221,7 +221,7 @@ def test_print_list_query_count_is_constant(client, admin_user, jobs, django_ass
     assert response.status_code == 200 and response.content.count(b'class="print-row"') == 3
 
 
-def test_chinese_interface(logged_in, jobs):
+def test_chinese_interface(logged_in, jobs, screenshot):
     page = logged_in
     page.select_option("#language-select", "zh-hans")
     page.wait_for_function("() => document.documentElement.lang === 'zh-hans'")
@@ -229,3 +229,5 @@ def test_chinese_interface(logged_in, jobs):
     assert page.locator("h1").inner_text().startswith("打印任务")
     page.goto(f"/print/{jobs['chest'].pk}/")
     assert "胶片" in page.locator("#film-1 h2").inner_text()
+    assert page.locator("#job-status").inner_text() == "已完成"
+    screenshot(page, "print-detail-zh", full_page=False)

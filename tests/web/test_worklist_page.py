@@ -228,7 +228,7 @@ def test_item_created_in_the_page_is_answered_by_mwl_cfind_and_moved_by_mpps(log
     assert item.steps.get().scheduled_procedure_step_status == StepStatus.IN_PROGRESS
 
 
-def test_chinese_interface(logged_in):
+def test_chinese_interface(logged_in, screenshot):
     page = logged_in
     page.select_option("#language-select", "zh-hans")
     page.wait_for_function("() => document.documentElement.lang === 'zh-hans'")
@@ -236,6 +236,8 @@ def test_chinese_interface(logged_in):
     assert page.locator("h1").inner_text().startswith("设备工作列表")
     page.goto("/worklist/new/")
     assert page.locator("label[for=id_patient_birth_date]").inner_text().startswith("出生日期")
+    assert page.locator("#id_steps-0-scheduled_procedure_step_status option:checked").inner_text() == "已预约"
+    screenshot(page, "worklist-form-zh")
 
 
 def test_writes_need_the_worklist_permissions(client, django_user_model):
