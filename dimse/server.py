@@ -25,6 +25,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
 
 from dimse import services
+from dimse.audit import AuditRecord, audit_close, audit_flush, audit_open
 from dimse.db import db_release
 from dimse.handlers.echo import handle_echo
 from dimse.models import AllowedCaller, AssociationStatus, Listener, ListenerService
@@ -50,7 +51,7 @@ class AssociationState:
 
     service: str
     process: str
-    log_id: int | None = None
+    audit: AuditRecord | None = None
     charset_override: str = ""
     instances_received: int = 0
     bytes_received: int = 0
@@ -142,25 +143,32 @@ def _peer(assoc) -> tuple[str, int | None]:
 def handle_established(event) -> None:
     state = association_state(event.assoc)
     address, port = _peer(event.assoc)
-    try:
-        state.log_id = services.association_open(
-            service=state.service,
-            calling_aet=event.assoc.requestor.ae_title,
-            called_aet=event.assoc.acceptor.ae_title,
-            peer_address=address,
-            peer_port=port,
-            process=state.process,
-        )
-        from dimse.selectors import node_charset_override
-
-        state.charset_override = node_charset_override(event.assoc.requestor.ae_title)
-    except Exception:
-        logger.exception("association audit failed")
-        db_release()
+    state.audit = audit_open(
+        service=state.service,
+        calling_aet=event.assoc.requestor.ae_title,
+        called_aet=event.assoc.acceptor.ae_title,
+        peer_address=address,
+        peer_port=port,
+        process=state.process,
+    )
+    if state.service == ListenerService.STORAGE:
+        state.charset_override = _charset_override(event.assoc.requestor.ae_title)
     logger.info(
         "association established service=%s calling_aet=%s called_aet=%s peer=%s:%s",
         state.service, event.assoc.requestor.ae_title, event.assoc.acceptor.ae_title, address, port,
     )
+
+
+def _charset_override(calling_aet: str) -> str:
+    """The charset override configured for the calling AE's node ('' when none)."""
+    try:
+        from dimse.selectors import node_charset_override
+
+        return node_charset_override(calling_aet)
+    except Exception:
+        logger.exception("charset override lookup failed calling_aet=%s", calling_aet)
+        db_release()
+        return ""
 
 
 def handle_rejected(event) -> None:
@@ -171,21 +179,16 @@ def handle_rejected(event) -> None:
     calling = (getattr(primitive, "calling_ae_title", "") or "").strip()
     called = (getattr(primitive, "called_ae_title", "") or "").strip()
     reason = event.assoc._pacs_reject_reason or _reject_reason(event.assoc, called)
-    try:
-        services.association_open(
-            service=state.service,
-            calling_aet=calling,
-            called_aet=called,
-            peer_address=address,
-            peer_port=port,
-            status=AssociationStatus.REJECTED,
-            reason=reason,
-            process=state.process,
-        )
-    except Exception:
-        logger.exception("association audit failed")
-    finally:
-        db_release()
+    audit_open(
+        service=state.service,
+        calling_aet=calling,
+        called_aet=called,
+        peer_address=address,
+        peer_port=port,
+        status=AssociationStatus.REJECTED,
+        reason=reason,
+        process=state.process,
+    )
     logger.warning(
         "association rejected service=%s calling_aet=%s called_aet=%s peer=%s reason=%s",
         state.service, calling, called, address, reason,
@@ -204,20 +207,16 @@ def _close(event, status: str) -> None:
         if state.closed:
             return
         state.closed = True
-    try:
-        if state.log_id:
-            services.association_close(
-                log_id=state.log_id,
-                status=status,
-                instances_received=state.instances_received,
-                bytes_received=state.bytes_received,
-                requests=state.requests,
-                failures=state.failures,
-            )
-    except Exception:
-        logger.exception("association audit failed")
-    finally:
-        db_release()
+    if state.audit is not None:
+        audit_close(
+            state.audit,
+            status=status,
+            instances_received=state.instances_received,
+            bytes_received=state.bytes_received,
+            requests=state.requests,
+            failures=state.failures,
+        )
+    db_release()
     logger.info(
         "association %s service=%s calling_aet=%s instances=%d failures=%d",
         status, state.service, event.assoc.requestor.ae_title, state.instances_received, state.failures,
@@ -234,7 +233,7 @@ def handle_aborted(event) -> None:
 
 def handle_conn_close(event) -> None:
     state = association_state(event.assoc)
-    if state.log_id is None and not state.closed:
+    if state.audit is None and not state.closed:
         # Connection that never became an association: garbage or a port scan.
         logger.warning("connection closed without association service=%s peer=%s", state.service, _peer(event.assoc)[0])
         state.closed = True
@@ -344,6 +343,8 @@ class ListenerManager:
 
     def shutdown(self) -> None:
         self.stop()
+        if not audit_flush(timeout=10):
+            logger.warning("association audit rows still queued at shutdown")
 
     def status(self) -> dict[str, dict]:
         result = {}
