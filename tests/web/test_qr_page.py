@@ -217,6 +217,9 @@ def test_query_expand_and_retrieve_into_the_archive(logged_in, remote_pacs, job_
     _assert_stored(stored)
     assert len(_archived(alpha["study"])) == 4  # duplicates kept once (keep-first)
     assert page.locator("#qr-select-all").is_checked() is False
+    # The retrieval descriptions carry the remote names too: text again, never markup.
+    assert page.locator("#qr-retrievals", has_text="<script>alert(1)</script> EVIL").count() == 1
+    assert page.locator("#qr-retrievals script, #qr-retrievals img, #qr-results script, #qr-results img").count() == 0
     assert dialogs == []
 
 
