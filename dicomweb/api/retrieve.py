@@ -1,4 +1,4 @@
-"""WADO-RS (PS3.18 10.4): instances, metadata, bulk data, frames, rendered, thumbnails.
+"""WADO-RS (PS3.18 10.4): instances, bulk data, frames, rendered, thumbnails (metadata: :mod:`.metadata`).
 
 Instances are streamed from disk as ``multipart/related; type="application/dicom"``
 part by part; only a transcoded instance is built in memory (one at a time).
@@ -12,21 +12,24 @@ from collections.abc import Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
 from pydicom.encaps import generate_frames
-from rest_framework.response import Response
 
 from dicomweb import media
 from dicomweb.api import schema
 from dicomweb.api.base import (
     DicomWebView,
     bad_param,
-    base_url,
     instance_url,
     int_param,
     not_acceptable,
 )
-from dicomweb.dicomjson import dataset_json, pixel_element_locate
+from dicomweb.dicomjson import pixel_element_locate
 from dicomweb.parsers import accept_parse
-from dicomweb.renderers import OutPart, boundary_new, multipart_content_type, multipart_stream
+from dicomweb.renderers import (
+    OutPart,
+    boundary_new,
+    multipart_content_type,
+    multipart_stream,
+)
 from pacs import selectors, storage
 from pacs.selectors import NotFound, StoredInstance
 from pacs.services import encoders, rendering, transcode
@@ -128,42 +131,6 @@ class InstanceRetrieveView(DicomWebView):
         response = StreamingHttpResponse(multipart_stream(parts, boundary), content_type=content_type)
         logger.info("wado-rs retrieve instances=%d transfer_syntax=%s", len(instances), single or "mixed")
         return response
-
-
-# --- Metadata -----------------------------------------------------------------------
-
-
-class MetadataView(DicomWebView):
-    """Retrieve metadata (PS3.18 10.4.1.1.2): DICOM JSON with BulkDataURI for bulk values."""
-
-    @schema.metadata
-    def get(self, request, **kwargs):
-        for item in _accepted(request):
-            if item.media_type in ("application/dicom+json", "application/json", "*/*", "application/*"):
-                break
-            if item.media_type == "multipart/related" and "xml" in item.part_type:
-                raise not_acceptable("application/dicom+xml metadata is not supported; use application/dicom+json")
-        else:
-            if request.META.get("HTTP_ACCEPT"):
-                raise not_acceptable("Acceptable: application/dicom+json")
-        inline = request.query_params.get("inlinebinary", "").lower() in ("1", "true", "yes")
-        root = base_url(request)
-        result = []
-        for item in _stored(kwargs):
-            path = storage.absolute_path(item.file_path)
-            try:
-                ds, pixel = pixel_element_locate(path)
-            except OSError:
-                logger.error("metadata file missing sop_instance_uid=%s", item.sop_instance_uid)
-                continue
-            bulk = None if inline else (
-                f"{root}/dicomweb/studies/{item.study_instance_uid}/series/{item.series_instance_uid}"
-                f"/instances/{item.sop_instance_uid}/bulkdata"
-            )
-            if inline and pixel is not None:
-                pixel = None  # InlineBinary of pixels is not offered; frames serve them.
-            result.append(dataset_json(ds, bulk_uri=bulk, pixel=pixel))
-        return Response(result)
 
 
 # --- Frames and bulk data -----------------------------------------------------------

@@ -65,9 +65,17 @@ stow = extend_schema(
 retrieve = extend_schema(tags=["dicomweb"], summary="WADO-RS retrieve instances (PS3.18 10.4)",
                          parameters=[ACCEPT_DICOM], responses=MULTIPART)
 metadata = extend_schema(
-    tags=["dicomweb"], summary="WADO-RS metadata with BulkDataURI (PS3.18 10.4)",
-    parameters=[OpenApiParameter("inlinebinary", bool, description="Inline small binary values instead of URIs")],
-    responses=DICOM_JSON,
+    tags=["dicomweb"], summary="WADO-RS metadata with BulkDataURI (PS3.18 10.4): DICOM JSON or Native DICOM Model XML",
+    parameters=[
+        OpenApiParameter("inlinebinary", bool, description="Inline small binary values instead of URIs"),
+        OpenApiParameter("Accept", str, OpenApiParameter.HEADER,
+                         description='application/dicom+json (default), multipart/related; '
+                         'type="application/dicom+xml" (one part per instance), or application/dicom+xml '
+                         "for a single instance"),
+    ],
+    responses={**DICOM_JSON, (200, "multipart/related"): OpenApiTypes.BINARY,
+               (200, "application/dicom+xml"): OpenApiTypes.STR,
+               406: OpenApiResponse(description="No acceptable metadata media type")},
 )
 frames = extend_schema(tags=["dicomweb"], summary="WADO-RS frames, e.g. /frames/1 or /frames/1,3,5",
                        parameters=[ACCEPT_FRAMES], responses=MULTIPART)

@@ -1,7 +1,7 @@
 """DICOMweb and WADO-URI views, one per PS3.18 resource and transaction.
 
 The implementations live by transaction: :mod:`.query` (QIDO-RS),
-:mod:`.retrieve` (WADO-RS), :mod:`.store` (STOW-RS), :mod:`.wado_uri`.
+:mod:`.retrieve` and :mod:`.metadata` (WADO-RS), :mod:`.store` (STOW-RS), :mod:`.wado_uri`.
 ``/studies`` and ``/studies/{study}`` serve two transactions each (search or
 retrieve on GET, store on POST): :func:`studies_resource` dispatches by method.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from django.views.decorators.csrf import csrf_exempt
 
+from dicomweb.api.metadata import MetadataView
 from dicomweb.api.query import InstanceQueryView, SeriesQueryView, StudyQueryView
 from dicomweb.api.retrieve import (
     BulkDataView,
     FrameRetrieveView,
     InstanceRetrieveView,
-    MetadataView,
     RenderedView,
     ThumbnailView,
 )
