@@ -10,6 +10,7 @@ reconnects.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,7 +21,23 @@ F = TypeVar("F", bound=Callable)
 
 
 def uses_db(func: F) -> F:
-    """Decorate a DIMSE handler that touches the ORM."""
+    """Decorate a DIMSE handler that touches the ORM.
+
+    Generator handlers (C-FIND/C-GET/C-MOVE) query while pynetdicom iterates
+    them, so for those the guard wraps the iteration, not just the call that
+    creates the generator.
+    """
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from func(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                connections.close_all()
+                raise
+
+        return generator_wrapper  # type: ignore[return-value]
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
