@@ -180,6 +180,9 @@ class ScheduledStepForm(forms.Form):
     scheduled_performing_physician_name = _pn_field(_("Performing physician"))
     scheduled_procedure_step_status = forms.ChoiceField(choices=STATUS_CHOICES, initial=StepStatus.SCHEDULED,
                                                         label=_("Status"))
+    # The status the page showed travels back with the form: an edit changes the status only when the
+    # user did, never undoing what MPPS set while the page was open (and survives a re-display).
+    shown_status = forms.CharField(required=False, max_length=16, widget=forms.HiddenInput)
 
     def clean_modality(self) -> str:
         value = self.cleaned_data["modality"].strip().upper()
@@ -197,7 +200,8 @@ class ScheduledStepForm(forms.Form):
 
     @staticmethod
     def initial_for(step) -> dict:
-        return {name: getattr(step, name) for name in ScheduledStepForm.base_fields}
+        initial = {name: getattr(step, name) for name in ScheduledStepForm.base_fields if name != "shown_status"}
+        return initial | {"shown_status": step.scheduled_procedure_step_status}
 
 
 class _StepFormSet(forms.BaseFormSet):
@@ -220,10 +224,10 @@ def step_rows(formset) -> list[tuple[forms.Form, dict]]:
     for form in formset.forms:
         if formset._should_delete_form(form) or not form.cleaned_data:
             continue
-        data = {name: value for name, value in form.cleaned_data.items() if name != "DELETE"}
+        data = {name: value for name, value in form.cleaned_data.items() if name not in ("DELETE", "shown_status")}
         if not data.get("id"):
             data.pop("id", None)
-        elif "scheduled_procedure_step_status" not in form.changed_data:
+        elif data["scheduled_procedure_step_status"] == form.cleaned_data.get("shown_status"):
             # Untouched status: keep what MPPS may have set since the page was opened.
             data.pop("scheduled_procedure_step_status")
         rows.append((form, data))

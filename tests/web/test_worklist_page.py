@@ -263,3 +263,72 @@ def test_worklist_query_count_is_constant(client, admin_user, django_assert_max_
     with django_assert_max_num_queries(8):  # session, user, count, page (item joined): not one per row
         response = client.get("/worklist/")
     assert response.status_code == 200 and response.content.count(b'class="worklist-row"') == 16
+
+
+def _post_data(*, step_pk: int | None = None, status: str = "SCHEDULED", time: str = "09:00", **item) -> dict:
+    data = {"patient_name": "LI^LEI", "patient_id": "PD1", "patient_sex": "F", "accession_number": "ACC-PD1",
+            "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "1" if step_pk else "0", "steps-MIN_NUM_FORMS": "1",
+            "steps-MAX_NUM_FORMS": "1000", "steps-0-modality": "US", "steps-0-scheduled_station_ae_title": "US01",
+            "steps-0-scheduled_procedure_step_start_date": TODAY.isoformat(),
+            "steps-0-scheduled_procedure_step_start_time": time, "steps-0-scheduled_procedure_step_status": status}
+    if step_pk:
+        data["steps-0-id"] = str(step_pk)
+        data["steps-0-shown_status"] = "SCHEDULED"  # as the page showed it
+    data.update(item)
+    return data
+
+
+def test_service_errors_are_shown_next_to_their_fields(client, admin_user):
+    client.force_login(admin_user)
+    taken = worklist_item_create(fields=item_fields(), steps=[step_fields()])
+    response = client.post("/worklist/new/", _post_data(study_instance_uid="1.2.abc"))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == ["study_instance_uid"]
+    response = client.post("/worklist/new/", _post_data(study_instance_uid=taken.study_instance_uid))
+    assert "already uses this Study Instance UID" in str(response.context["form"].errors["study_instance_uid"])
+    assert b'id="id_study_instance_uid-errors"' in response.content
+    response = client.post("/worklist/new/", _post_data(patient_name="A=B=C=D"))
+    assert "3 component groups" in str(response.context["form"].errors["patient_name"])
+    assert WorklistItem.objects.count() == 1
+
+
+def test_edit_keeps_the_status_mpps_set_while_the_form_was_open(client, admin_user):
+    from worklist.services.items import steps_status_set
+
+    client.force_login(admin_user)
+    item = worklist_item_create(fields=item_fields(patient_id="PD1"), steps=[step_fields()])
+    step = item.steps.get()
+    assert client.get(f"/worklist/{item.pk}/edit/").status_code == 200
+    steps_status_set(step_ids=[step.pk], status=StepStatus.IN_PROGRESS, allowed_from=[StepStatus.SCHEDULED])
+    response = client.post(f"/worklist/{item.pk}/edit/", _post_data(step_pk=step.pk, time="11:30"))
+    assert response.status_code == 302
+    step.refresh_from_db()
+    assert step.scheduled_procedure_step_status == StepStatus.IN_PROGRESS  # the form showed SCHEDULED, untouched
+    assert step.scheduled_procedure_step_start_time == datetime.time(11, 30)
+    # A status the user does change is saved (also after a re-display for another error), and stamped.
+    before = step.status_changed_at
+    response = client.post(f"/worklist/{item.pk}/edit/", _post_data(step_pk=step.pk, status="DISCONTINUED",
+                                                                     patient_id=""))
+    assert response.status_code == 400
+    assert b'name="steps-0-shown_status" value="SCHEDULED"' in response.content
+    client.post(f"/worklist/{item.pk}/edit/", _post_data(step_pk=step.pk, status="DISCONTINUED"))
+    step.refresh_from_db()
+    assert step.scheduled_procedure_step_status == StepStatus.DISCONTINUED and step.status_changed_at > before
+
+
+def test_edit_of_a_step_removed_meanwhile_is_refused(client, admin_user):
+    from worklist.exceptions import ItemInvalid
+    from worklist.services.items import worklist_item_edit
+
+    item = worklist_item_create(fields=item_fields(), steps=[step_fields()])
+    other = worklist_item_create(fields=item_fields(patient_id="P2"), steps=[step_fields()])
+    with pytest.raises(ItemInvalid) as caught:
+        worklist_item_edit(item_id=item.pk, fields={}, steps=[{"id": other.steps.get().pk, "modality": "MR"}])
+    assert caught.value.errors == {"ScheduledProcedureStepSequence": {0: {"id": ["this step no longer exists"]}}}
+    assert other.steps.get().modality == "CT" and item.steps.count() == 1
+    client.force_login(admin_user)
+    response = client.post(f"/worklist/{item.pk}/edit/", _post_data(step_pk=other.steps.get().pk))
+    assert response.status_code == 400 and "no longer exists" in response.content.decode()
+    assert client.post("/worklist/999999/edit/", _post_data()).status_code == 404
+    assert client.post("/worklist/999999/delete/").status_code == 404
