@@ -228,12 +228,13 @@ def allowed_caller_add(*, service: str = "", ae_title: str, host: str = "", desc
 def allowed_caller_remove(*, caller_id: int) -> bool:
     """Remove one allow-list entry; False when it no longer exists.  Applied by the next restart."""
     with transaction.atomic():
-        row = AllowedCaller.objects.select_for_update().select_related("listener").filter(pk=caller_id).first()
+        # No select_related: PostgreSQL cannot lock the nullable side of the outer join to the listener.
+        row = AllowedCaller.objects.select_for_update().filter(pk=caller_id).first()
         if row is None:
             return False
+        service = row.listener.service if row.listener_id else "all"
         row.delete()
-    logger.info("allowed caller removed service=%s ae_title=%s host=%s",
-                row.listener.service if row.listener else "all", row.ae_title, row.host or "*")
+    logger.info("allowed caller removed service=%s ae_title=%s host=%s", service, row.ae_title, row.host or "*")
     return True
 
 
