@@ -12,7 +12,7 @@ import re
 import shutil
 import string
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
@@ -140,16 +140,47 @@ def temp_write(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
     computed on a worker thread while this one writes and fsyncs (both release
     the GIL): ~1 ms per 512 KiB slice off the C-STORE round trip.
     """
-    temp = temp_path_new()
     digest = _hashers.submit(_md5_hex, data)
+    try:
+        temp = _temp_file_write(data)
+    finally:
+        checksum = digest.result()
+    return temp, checksum
+
+
+def temp_write_background(data: bytes | bytearray | memoryview) -> Future:
+    """Start :func:`temp_write` on a worker thread; the future yields ``(path, md5)``.
+
+    Ingest starts the write as soon as the bytes arrive and parses the header
+    meanwhile.  A caller that then refuses the instance calls :func:`temp_discard`.
+    """
+    return _writers.submit(_temp_write_here, data)
+
+
+def temp_discard(pending: Future) -> None:
+    """Wait for a background temp write and remove its file."""
+    try:
+        temp, _ = pending.result()
+    except OSError:
+        return  # nothing was left: _temp_file_write removes a failed file
+    temp.unlink(missing_ok=True)
+
+
+def _temp_write_here(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
+    return _temp_file_write(data), _md5_hex(data)
+
+
+def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:
+    temp = temp_path_new()
     try:
         with open(temp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-    finally:
-        checksum = digest.result()
-    return temp, checksum
+    except OSError:
+        temp.unlink(missing_ok=True)  # e.g. ENOSPC mid-write: leave nothing behind
+        raise
+    return temp
 
 
 def _md5_hex(data: bytes | bytearray | memoryview) -> str:
@@ -157,6 +188,7 @@ def _md5_hex(data: bytes | bytearray | memoryview) -> str:
 
 
 _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="md5")
+_writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="archive-write")
 
 
 def temp_copy(source: Path) -> tuple[Path, str, int]:

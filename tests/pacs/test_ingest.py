@@ -231,3 +231,36 @@ def test_hot_path_query_count(archive_config, django_assert_max_num_queries):
     data = f.encode(f.ct_dataset(study_uid=study_uid, series_uid=series_uid, instance_number=2))
     with django_assert_max_num_queries(10):
         instance_ingest(source=data)
+
+
+def _refusals():
+    """(policy, make second dataset bytes from the first dataset) pairs that ingest refuses or skips."""
+    def same(ds):
+        return f.encode(ds)
+
+    def bad_uid(ds):
+        ds.SOPInstanceUID = "1.2/../x"
+        return f.encode(ds)
+
+    def truncated(ds):
+        ds.SOPInstanceUID = generate_uid()
+        return f.encode(ds)[:-300]
+
+    return [("keep-first", same), ("reject", same), ("keep-first", bad_uid), ("keep-first", truncated)]
+
+
+@pytest.mark.parametrize(("policy", "second"), _refusals(), ids=["duplicate-kept", "duplicate-rejected",
+                                                                 "bad-uid", "truncated"])
+def test_refused_instance_leaves_no_temp_file(archive_config, storage_root, policy, second):
+    """The received bytes are written while the header is parsed; a refusal removes that write."""
+    archive_config(duplicate_policy=policy)
+    ds = f.ct_dataset()
+    first = f.encode(ds)
+    instance_ingest(source=first)
+    try:
+        instance_ingest(source=second(ds))
+    except (DuplicateRejected, InvalidUID, CannotUnderstand):
+        pass
+    assert not list((storage_root / ".tmp").iterdir())
+    assert [p.read_bytes() for p in _archived_files(storage_root)] == [first]
+    assert Instance.objects.count() == 1

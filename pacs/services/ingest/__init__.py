@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from django.db import IntegrityError
@@ -28,7 +29,7 @@ from django.db import IntegrityError
 from pacs import storage
 from pacs.charsets import TextDecoder
 from pacs.choices import Compression, DuplicatePolicy, IngestStatus
-from pacs.exceptions import DuplicateRejected, PacsError, ProcessingFailure
+from pacs.exceptions import DuplicateRejected, OutOfResources, PacsError, ProcessingFailure
 from pacs.services.config import archive_config_get
 from pacs.services.ingest.index import index_upsert, instance_existing
 from pacs.services.ingest.parse import (
@@ -78,32 +79,40 @@ def instance_ingest(
     origin = origin or IngestOrigin()
     started = time.perf_counter()
     config = archive_config_get()
-    header = header_read(source)
-    attrs = attributes_extract(header.ds, TextDecoder.for_dataset(header.ds, origin.charset_override))
-    sop_instance_uid = attrs["sop_instance_uid"]
-
-    existing = instance_existing(sop_instance_uid)
-    if existing and config.duplicate_policy == DuplicatePolicy.KEEP_FIRST:
-        logger.info("ingest duplicate kept-first sop_instance_uid=%s source=%s", sop_instance_uid, origin.source)
-        return _result(IngestStatus.DUPLICATE, existing["id"], attrs, header, existing["file_size"])
-    if existing and config.duplicate_policy == DuplicatePolicy.REJECT:
-        raise DuplicateRejected(f"SOP Instance {sop_instance_uid} is already archived (duplicate policy: reject)")
-
-    storage.free_space_check(config.min_free_mb)
-    relative = storage.relative_path_build(
-        config.path_template,
-        {
-            "PatientID": attrs["patient"]["patient_id"],
-            "StudyInstanceUID": attrs["study_instance_uid"],
-            "StudyDate": header.ds.get("StudyDate", "") or "",
-            "SeriesInstanceUID": attrs["series_instance_uid"],
-            "Modality": attrs["series"]["modality"],
-            "SOPInstanceUID": sop_instance_uid,
-        },
-    )
-    final = storage.absolute_path(relative)
+    pending = _write_early(source, config.min_free_mb)
     try:
-        if header.data is not None:
+        header = header_read(source)
+        attrs = attributes_extract(header.ds, TextDecoder.for_dataset(header.ds, origin.charset_override))
+        sop_instance_uid = attrs["sop_instance_uid"]
+        existing = instance_existing(sop_instance_uid)
+        if existing and config.duplicate_policy == DuplicatePolicy.KEEP_FIRST:
+            logger.info("ingest duplicate kept-first sop_instance_uid=%s source=%s", sop_instance_uid, origin.source)
+            if pending is not None:
+                storage.temp_discard(pending)
+            return _result(IngestStatus.DUPLICATE, existing["id"], attrs, header, existing["file_size"])
+        if existing and config.duplicate_policy == DuplicatePolicy.REJECT:
+            raise DuplicateRejected(f"SOP Instance {sop_instance_uid} is already archived (duplicate policy: reject)")
+        storage.free_space_check(config.min_free_mb)
+        relative = storage.relative_path_build(
+            config.path_template,
+            {
+                "PatientID": attrs["patient"]["patient_id"],
+                "StudyInstanceUID": attrs["study_instance_uid"],
+                "StudyDate": header.ds.get("StudyDate", "") or "",
+                "SeriesInstanceUID": attrs["series_instance_uid"],
+                "Modality": attrs["series"]["modality"],
+                "SOPInstanceUID": sop_instance_uid,
+            },
+        )
+        final = storage.absolute_path(relative)
+    except BaseException:
+        if pending is not None:
+            storage.temp_discard(pending)
+        raise
+    try:
+        if pending is not None:
+            temp, checksum = pending.result()
+        elif header.data is not None:
             temp, checksum = storage.temp_write(header.data)
         else:
             temp, checksum, _ = storage.temp_copy(header.path)
@@ -173,6 +182,24 @@ def instance_ingest(
 
         compression_enqueue(instance_id)
     return _result(status, instance_id, attrs, header, header.size)
+
+
+def _write_early(source: bytes | bytearray | memoryview | str | Path, min_free_mb: int) -> Future | None:
+    """Start writing received Part 10 bytes to a temp file while the header is parsed.
+
+    The bytes are archived unchanged, so the write does not depend on the parse;
+    overlapping the two takes the write, MD5 and fsync off the critical path of a
+    C-STORE round trip.  Bare datasets (re-encoded after parsing), files (copied)
+    and a volume below its floor (refused after the duplicate check) go the
+    sequential way.
+    """
+    if isinstance(source, (str, Path)) or bytes(source[128:132]) != b"DICM":
+        return None
+    try:
+        storage.free_space_check(min_free_mb)
+    except OutOfResources:
+        return None
+    return storage.temp_write_background(source)
 
 
 def _undo(final: Path, backup: Path | None, preexisting: bool) -> None:
