@@ -12,7 +12,7 @@ stop() {
   exit 0
 }
 trap stop INT TERM
-$BIN/python manage.py runscp & pids+=($!)
+$BIN/python manage.py runscp --workers "${PACS_SCP_WORKERS:-2}" & pids+=($!)
 $BIN/python manage.py qcluster & pids+=($!)
 $BIN/gunicorn pacs.wsgi --bind "${WEB_BIND:-0.0.0.0:8000}" --workers "${WEB_WORKERS:-2}" --threads 8 \
   --timeout 600 --access-logfile - & pids+=($!)

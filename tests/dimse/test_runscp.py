@@ -190,3 +190,42 @@ def test_unapplied_migrations_are_reported(tmp_path):
     )
     assert result.returncode != 0 and "unapplied migrations" in result.stderr
     assert settings.PACS_STORAGE_ROOT  # the test process itself is untouched
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited
+
+
+def test_workers_share_the_port_and_stop_with_the_parent(runscp):
+    from dimse.models import AssociationLog
+
+    scp = runscp("--services", "storage", "--workers", "3")
+    port = scp.ports["storage"]
+    pids = eventually(lambda: ScpProcess.objects.count() == 3 and list(ScpProcess.objects.values_list("pid", flat=True)),
+                      timeout=30)
+    children = [pid for pid in pids if pid != scp.proc.pid]
+    assert len(children) == 2
+    for number in range(12):  # the kernel spreads associations over the three processes
+        assoc = _associate(port)
+        assert assoc.send_c_store(f.ct_dataset(instance_number=number)).Status == 0
+        assoc.release()
+    assert Instance.objects.count() == 12
+    eventually(lambda: AssociationLog.objects.filter(status="released").count() == 12, timeout=15)
+    assert len(set(AssociationLog.objects.values_list("process", flat=True))) >= 2
+    assert scp.stop(signal.SIGTERM) == 0
+    for pid in children:
+        eventually(lambda pid=pid: not _running(pid), timeout=20)
+    assert not ScpProcess.objects.exists()
+
+
+def test_workers_exit_when_the_parent_is_killed(runscp):
+    scp = runscp("--services", "storage", "--workers", "2")
+    pids = eventually(lambda: ScpProcess.objects.count() == 2 and list(ScpProcess.objects.values_list("pid", flat=True)),
+                      timeout=30)
+    child = next(pid for pid in pids if pid != scp.proc.pid)
+    scp.stop(signal.SIGKILL)
+    eventually(lambda: not _running(child), timeout=20)

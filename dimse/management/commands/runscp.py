@@ -5,17 +5,27 @@ serves the control channel: start/stop/restart requests written to
 ``ListenerCommand`` by the web/API are applied within a second, and a heartbeat
 with each listener's state is written to ``ScpProcess``.  SIGINT/SIGTERM stop
 cleanly.  ``--port 0`` binds ephemeral ports and prints them.
+
+``--workers N`` runs N processes sharing every listener port (SO_REUSEPORT: the
+kernel spreads incoming associations over them), so parallel associations use
+every core instead of one Python interpreter.  This process starts the others
+with the ports it bound and stops them when it stops; each obeys the control
+channel on its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
@@ -25,8 +35,8 @@ from dimse import services
 from dimse.models import ListenerCommand
 from dimse.server import SERVICE_MODULES, ListenerManager
 from pacs.services.logs import log_rotate
-from pacs.storage import temp_cleanup
 from pacs.services.users import default_password_in_use
+from pacs.storage import temp_cleanup
 
 logger = logging.getLogger("dimse.server")
 
@@ -49,6 +59,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reuse-port", action="store_true", help="SO_REUSEPORT: several runscp processes share each port."
         )
+        parser.add_argument(
+            "--workers", type=int, default=1,
+            help="Processes sharing the listener ports (default 1; 2-4 use more cores for parallel associations).",
+        )
+        parser.add_argument("--worker-of", type=int, default=0, help=argparse.SUPPRESS)
 
     def handle(self, *args, **options) -> None:
         executor = MigrationExecutor(connections["default"])
@@ -73,8 +88,13 @@ class Command(BaseCommand):
             if port is not None:
                 overrides[service] = port
 
+        workers = options["workers"]
+        if not 1 <= workers <= 64:
+            raise CommandError("--workers must be between 1 and 64.")
+        parent = options["worker_of"]
         manager = ListenerManager(
-            bind_address=options["bind"], port_overrides=overrides, services=wanted, reuse_port=options["reuse_port"]
+            bind_address=options["bind"], port_overrides=overrides, services=wanted,
+            reuse_port=options["reuse_port"] or workers > 1 or bool(parent),
         )
         stop = threading.Event()
 
@@ -94,6 +114,7 @@ class Command(BaseCommand):
         if not any(state["running"] for state in status.values()):
             if any(state["error"] for state in status.values()):
                 raise CommandError("No listener could be started.")
+        children = self._spawn_workers(workers - 1, options, wanted, overrides, status)
         self.stdout.write("runscp ready; Ctrl-C to stop.")
         sys.stdout.flush()
 
@@ -103,6 +124,9 @@ class Command(BaseCommand):
         next_rotate = 0.0
         try:
             while not stop.is_set():
+                if parent and os.getppid() != parent:
+                    logger.warning("runscp worker stopping: its parent process %s is gone", parent)
+                    break
                 now = time.monotonic()
                 try:
                     last_command = self._apply_commands(manager, last_command)
@@ -121,12 +145,39 @@ class Command(BaseCommand):
                 stop.wait(POLL_SECONDS)
         finally:
             self.stdout.write("Stopping listeners...")
+            self._stop_workers(children)
             manager.shutdown()
             try:
                 services.scp_process_remove(key=key)
             except Exception:
                 logger.exception("could not remove process heartbeat")
             self.stdout.write("runscp stopped.")
+
+    def _spawn_workers(self, count: int, options, wanted: list[str], overrides: dict, status: dict) -> list:
+        """Start *count* more runscp processes on the ports this one bound."""
+        if count <= 0:
+            return []
+        args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runscp", "--reuse-port",
+                "--worker-of", str(os.getpid()), "--services", ",".join(wanted)]
+        if options["bind"]:
+            args += ["--bind", options["bind"]]
+        for service in wanted:
+            port = status[service]["port"] if status[service]["running"] else overrides.get(service)
+            if port is not None:
+                args += [f"--{service}-port", str(port)]
+        children = [subprocess.Popen(args, stdout=subprocess.DEVNULL) for _ in range(count)]
+        self.stdout.write(f"started {count} more worker process(es): {', '.join(str(c.pid) for c in children)}")
+        return children
+
+    @staticmethod
+    def _stop_workers(children: list) -> None:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
     def _apply_commands(self, manager: ListenerManager, last_command: int) -> int:
         for command in ListenerCommand.objects.filter(id__gt=last_command).order_by("id"):
