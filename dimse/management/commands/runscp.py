@@ -26,6 +26,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.core.checks import Tags
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
@@ -47,6 +48,9 @@ ROTATE_SECONDS = 60
 
 class Command(BaseCommand):
     help = "Run the DICOM listeners (storage, worklist, query/retrieve, print)."
+    # The checks that concern the listeners; the URL/template/admin checks would
+    # import every web view and the REST stack (+70 MB per process, measured).
+    requires_system_checks = [Tags.models, Tags.compatibility, Tags.signals, Tags.caches]
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--bind", default=None, help="Address to listen on (default PACS_BIND_ADDRESS).")
