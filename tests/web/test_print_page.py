@@ -62,6 +62,20 @@ def jobs(printers, print_scu):  # noqa: F811
     return {"chest": chest, "echo": echo, "failed": PrintJob.objects.get(calling_aet="MR01")}
 
 
+@pytest.fixture
+def browser_page(logged_in, monkeypatch):
+    """The logged-in page, with live_server's request threads closing their database connection per request.
+
+    Chromium keeps its keep-alive sockets (film images) open past the test, so their request threads
+    outlive it; with PostgreSQL's persistent connections (CONN_MAX_AGE) each would still hold a session
+    when the test database is dropped.  The threads share this settings dict.
+    """
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    return logged_in
+
+
 def _aets(page) -> list[str]:
     return page.locator("#print-table .calling-aet").all_inner_texts()
 
@@ -70,8 +84,8 @@ def _image_loaded(page, selector: str) -> bool:
     return page.eval_on_selector(selector, "img => img.complete && img.naturalWidth > 0")
 
 
-def test_list_filter_details_preview_download_forward_delete(logged_in, jobs, printers, screenshot):
-    page = logged_in
+def test_list_filter_details_preview_download_forward_delete(browser_page, jobs, printers, screenshot):
+    page = browser_page
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     chest, echo, failed = jobs["chest"], jobs["echo"], jobs["failed"]
@@ -139,16 +153,22 @@ def test_list_filter_details_preview_download_forward_delete(logged_in, jobs, pr
     assert anonymous.status_code == 302 and "/accounts/login/" in anonymous.headers["Location"]
 
     # Download: the job as a zip (film PNGs, archived DICOM films, JSON), one film as DICOM.
-    with page.expect_download() as download_info:
-        page.click("#download-zip")
-    with zipfile.ZipFile(download_info.value.path()) as archive:
+    # (Fetched through the page's own request context, with its session: a download started by a click
+    # is owned by the browser, whose keep-alive socket would outlive the test and its database.)
+    zipped = page.request.get(page.get_attribute("#download-zip", "href"))
+    assert zipped.status == 200 and zipped.headers["content-type"] == "application/zip"
+    assert zipped.headers["content-disposition"] == f'attachment; filename="print-job-{chest.pk}.zip"'
+    with zipfile.ZipFile(io.BytesIO(zipped.body())) as archive:
         assert sorted(archive.namelist()) == ["film-1.dcm", "film-1.png", "film-2.dcm", "film-2.png", "print-job.json"]
         film = dcmread(io.BytesIO(archive.read("film-2.dcm")))
         assert film.SOPClassUID == SecondaryCaptureImageStorage
         assert b'"film_session_uid"' in archive.read("print-job.json")
-    with page.expect_download() as download_info:
-        page.click("#film-1 .film-dicom")
-    assert dcmread(download_info.value.path()).SOPInstanceUID == chest.films.get(film_number=1).sop_instance_uid
+    dicom = page.request.get(page.get_attribute("#film-1 .film-dicom", "href"))
+    assert dicom.status == 200 and "attachment" in dicom.headers["content-disposition"]
+    assert dcmread(io.BytesIO(dicom.body())).SOPInstanceUID == chest.films.get(film_number=1).sop_instance_uid
+    png = page.request.get(page.get_attribute("#film-2 .film-png", "href"))
+    assert png.status == 200 and "attachment" in png.headers["content-disposition"]
+    assert Image.open(io.BytesIO(png.body())).size == (400, 500)  # 8x10 in at the tests' 50 dpi
 
     # Forward to the second live print listener: a print-forward job, run here (no qcluster in tests).
     _port, node = printers
@@ -180,8 +200,8 @@ def test_list_filter_details_preview_download_forward_delete(logged_in, jobs, pr
     assert len(dialogs) == 2
 
 
-def test_forward_needs_a_printer_and_shows_why(logged_in, jobs, printers):
-    page = logged_in
+def test_forward_needs_a_printer_and_shows_why(browser_page, jobs, printers):
+    page = browser_page
     _port, node = printers
     RemoteNode.objects.filter(pk=node.pk).update(enabled=False)
     page.goto(f"/print/{jobs['chest'].pk}/")
@@ -221,8 +241,8 @@ def test_print_list_query_count_is_constant(client, admin_user, jobs, django_ass
     assert response.status_code == 200 and response.content.count(b'class="print-row"') == 3
 
 
-def test_chinese_interface(logged_in, jobs, screenshot):
-    page = logged_in
+def test_chinese_interface(browser_page, jobs, screenshot):
+    page = browser_page
     page.select_option("#language-select", "zh-hans")
     page.wait_for_function("() => document.documentElement.lang === 'zh-hans'")
     page.goto("/print/")
