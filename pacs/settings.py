@@ -85,6 +85,12 @@ PACS_STORAGE_ROOT = Path(
 ).resolve()
 PACS_STORE_AET = env.str("PACS_STORE_AET", default="STORESCP")
 PACS_STORE_PORT = env.int("PACS_STORE_PORT", default=11112)
+# What is flushed to the device before an instance is acknowledged (C-STORE,
+# STOW-RS): "full" = file data, its directory entry and the index commit (a power
+# cut loses nothing acknowledged); "file" = file data only, as Orthanc does; the
+# directory entry and the index commit are left to the OS (safe against a crashed
+# or killed process, not against a power cut in the last seconds).
+PACS_SYNC = env.str("PACS_SYNC", default="full")
 # Newer instances update patient/study attributes in the index.
 PACS_UPDATE_ATTRIBUTES = env.bool("PACS_UPDATE_ATTRIBUTES", default=True)
 PACS_WORKLIST_AET = env.str("PACS_WORKLIST_AET", default="WORKLISTSCP")
@@ -104,6 +110,7 @@ _choices = {
         {"none", "rle", "jpeg-ls-lossless", "j2k-lossless", "j2k-lossy"},
     ),
     "PACS_LOG_LEVEL": (PACS_LOG_LEVEL, {"DEBUG", "INFO", "WARNING", "ERROR"}),
+    "PACS_SYNC": (PACS_SYNC, {"full", "file"}),
 }
 if not 50 <= PACS_PRINT_DPI <= 600:
     raise ImproperlyConfigured(f"PACS_PRINT_DPI={PACS_PRINT_DPI} is not valid; use 50-600 dots per inch.")
@@ -208,6 +215,8 @@ if _DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
         DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+        if PACS_SYNC == "file":  # commits not waited for on the server's WAL flush
+            DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c synchronous_commit=off"
         # Per process, so concurrent test runs against one server never collide.
         DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
@@ -221,9 +230,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while runscp writes; IMMEDIATE transactions
     # take the write lock up front so concurrent writers queue on busy_timeout
     # instead of failing with "database is locked"; synchronous=FULL makes a
-    # commit durable before the C-STORE response is sent.
+    # commit durable before the C-STORE response is sent (NORMAL with PACS_SYNC=file).
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        "init_command": f"PRAGMA journal_mode=WAL; PRAGMA synchronous={'FULL' if PACS_SYNC == 'full' else 'NORMAL'};",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }

@@ -209,13 +209,15 @@ def temp_copy(source: Path) -> tuple[Path, str, int]:
 def file_commit(temp: Path, relative: str) -> Path:
     """Atomically move the fsynced *temp* file to *relative* in the archive.
 
-    The directory entry is fsynced too, so the file survives a crash once this
-    returns.  An existing file at the destination is replaced atomically.
+    The directory entry is fsynced too (``PACS_SYNC=full``, the default), so the
+    file survives a power cut once this returns.  An existing file at the
+    destination is replaced atomically.
     """
     final = absolute_path(relative)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(temp, final)
-    _fsync_dir(final.parent)
+    if settings.PACS_SYNC == "full":
+        _fsync_dir(final.parent)
     return final
 
 
