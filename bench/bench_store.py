@@ -5,7 +5,7 @@ Generates 500 CT-like 512x512 16-bit instances (~262 MB) once, then for each
 server sends them with DCMTK ``storescu`` over one association and over four
 parallel associations, printing instances/s, MB/s and the server's peak RSS.
 
-    .venv/bin/python bench/bench_store.py [--count 500] [--no-orthanc] [--reuse-port-processes N]
+    .venv/bin/python bench/bench_store.py [--count 500] [--no-orthanc] [--processes N] [--sync full|file]
 
 Both DCMTK and Orthanc get ``TCP_NODELAY=1`` (otherwise every DIMSE message
 waits ~40 ms for a delayed ACK).  Everything runs on loopback.
@@ -130,13 +130,16 @@ class OurServer:
     name = "this PACS (runscp)"
     aet = "STORESCP"
 
-    def __init__(self, work: Path, processes: int) -> None:
-        self.work, self.processes = work, processes
+    def __init__(self, work: Path, processes: int, sync: str = "full") -> None:
+        self.work, self.processes, self.sync = work, processes, sync
+        if sync != "full":
+            self.name = f"this PACS (runscp, PACS_SYNC={sync})"
 
     def __enter__(self):
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
-        env = {**ENV, "PACS_DATA_DIR": str(self.work), "PACS_MIN_FREE_MB": "100"}
+        env = {**ENV, "PACS_DATA_DIR": str(self.work), "PACS_MIN_FREE_MB": "100", "PACS_SYNC": self.sync,
+               "DATABASE_URL": ""}
         py = str(ROOT / ".venv" / "bin" / "python")
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         self.port = free_port()
@@ -228,13 +231,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--no-orthanc", action="store_true")
     parser.add_argument("--processes", type=int, default=1, help="runscp processes sharing the port")
+    parser.add_argument("--sync", choices=["full", "file"], default="full", help="PACS_SYNC of this PACS")
     args = parser.parse_args()
     paths = generate(OUT / "ct", args.count)
     total_mb = sum(p.stat().st_size for p in paths) / 1e6
     print(f"{len(paths)} instances, {total_mb:.0f} MB", flush=True)
     work = Path(tempfile.mkdtemp(prefix="pacs-bench-", dir=OUT))
     try:
-        rows = measure(lambda: OurServer(work / "pacs", args.processes), paths, total_mb)
+        rows = measure(lambda: OurServer(work / "pacs", args.processes, args.sync), paths, total_mb)
         if not args.no_orthanc and shutil.which("Orthanc"):
             rows += measure(lambda: Orthanc(work / "orthanc"), paths, total_mb)
     finally:
