@@ -409,12 +409,25 @@ def _failure(status: int) -> Dataset:
     return ds
 
 
+def store_request_command(sop_class: str, sop_instance: str, *, msg_id: int, priority: int = 2,
+                          originator_aet: str | None = None, originator_id: int | None = None) -> bytes:
+    """The command set of a C-STORE-RQ (PS3.7 9.3.1.1), with the move originator for C-MOVE sub-operations."""
+    return command_set({
+        "AffectedSOPClassUID": sop_class, "CommandField": 0x0001, "MessageID": msg_id, "Priority": priority,
+        "CommandDataSetType": _DATA_SET, "AffectedSOPInstanceUID": sop_instance,
+        "MoveOriginatorApplicationEntityTitle": (originator_aet or "").strip() or None,
+        "MoveOriginatorMessageID": originator_id,
+    })
+
+
 def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, originator_aet=None,
                originator_id=None) -> Dataset:
     """C-STORE one instance on *assoc* and wait for the response (PS3.4 B.2, PS3.7 9.1.1).
 
     *dataset* is a :class:`StoredFile` (sent from the file as stored) or a
     ``Dataset`` with ``file_meta.TransferSyntaxUID`` (encoded by pydicom).
+    While the response is awaited, ``assoc._pacs_read_ahead()`` is called when
+    set (:class:`~dimse.handlers.query_retrieve.retrieve.ReadAhead`).
 
     Returns
     -------
@@ -443,11 +456,8 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
     context_id = _context_id(assoc, sop_class, syntax)
     if context_id is None:
         raise ValueError(f"no accepted presentation context for {sop_class} in {syntax}")
-    command = command_set({
-        "AffectedSOPClassUID": sop_class, "CommandField": 0x0001, "MessageID": msg_id, "Priority": priority,
-        "CommandDataSetType": _DATA_SET, "AffectedSOPInstanceUID": sop_instance,
-        "MoveOriginatorApplicationEntityTitle": originator_aet or None, "MoveOriginatorMessageID": originator_id,
-    })
+    command = store_request_command(sop_class, sop_instance, msg_id=msg_id, priority=priority,
+                                    originator_aet=originator_aet, originator_id=originator_id)
     max_pdu = assoc.dimse.maximum_pdu_size
     parts: list = []
     fragments(parts, context_id, command, command=True, max_pdu=max_pdu)
@@ -474,6 +484,9 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
         while not assoc._is_paused:
             time.sleep(0.0001)
     assoc.dul.send_pdu(RawData(wire))
+    read_ahead = getattr(assoc, "_pacs_read_ahead", None)
+    if read_ahead is not None:
+        read_ahead()  # prepare the next sub-operation while the peer stores this one
     _, rsp = assoc.dimse.get_msg(block=True)
     if rsp is None:
         if assoc.is_established and not assoc.acse.is_aborted():
