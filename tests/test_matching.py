@@ -236,3 +236,28 @@ def test_levels_and_table_are_consistent():
         for key in keys.values():
             if key.field:
                 model._meta.get_field(key.field)
+
+
+def test_identifier_rows_cost_a_constant_number_of_queries(index, django_assert_num_queries):
+    """C-FIND's path: one query for the rows, one for SOPClassesInStudy, however many matches."""
+    plan = matching.identifier_plan("STUDY", ("PatientName", "ModalitiesInStudy", "NumberOfStudyRelatedInstances",
+                                              "SOPClassesInStudy", "StudyDate"))
+    for filters, count in (({"AccessionNumber": "ACC001"}, 1), ({}, 4)):
+        with django_assert_num_queries(2):
+            rows = list(matching.identifier_rows(level_queryset("STUDY", filters), plan))
+        assert len(rows) == count
+    plan = matching.identifier_plan("SERIES", ("Modality", "StudyDate", "PatientID"))
+    with django_assert_num_queries(1):
+        assert len(list(matching.identifier_rows(level_queryset("SERIES", {"PatientName": "doe*"}), plan))) == 3
+
+
+def test_identifier_rows_match_level_identifier(index):
+    keywords = ("PatientName", "StudyDate", "StudyTime", "ModalitiesInStudy", "SOPClassesInStudy",
+                "NumberOfStudyRelatedSeries", "RetrieveAETitle", "OtherPatientIDs")
+    plan = matching.identifier_plan("STUDY", keywords)
+    rows = matching.identifier_rows(level_queryset("STUDY", {}), plan, retrieve_aet="QRSCP")
+    studies = level_queryset("STUDY", {})
+    for items, study in zip(rows, studies, strict=True):
+        assert matching.identifier_dataset(items) == level_identifier(study, "STUDY", keywords, retrieve_aet="QRSCP")
+    acc001 = level_identifier(Study.objects.get(accession_number="ACC001"), "STUDY", keywords)
+    assert acc001.ModalitiesInStudy == ["CT", "SR"] and acc001.NumberOfStudyRelatedSeries == 2
