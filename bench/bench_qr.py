@@ -97,7 +97,8 @@ def ct_study(folder: Path, count: int) -> list[Path]:
 
 def timed(cmd: list[str], **kwargs) -> float:
     started = time.perf_counter()
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=ENV, timeout=600, **kwargs)
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=ENV, timeout=600, check=False,
+                            **kwargs)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed: {result.stderr[-2000:]}")
@@ -107,7 +108,8 @@ def timed(cmd: list[str], **kwargs) -> float:
 def wait_echo(port: int, aet: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = subprocess.run(["echoscu", "-aec", aet, "127.0.0.1", str(port)], capture_output=True, env=ENV)
+        result = subprocess.run(["echoscu", "-aec", aet, "127.0.0.1", str(port)], capture_output=True, env=ENV,
+                                check=False)
         if result.returncode == 0:
             return
         time.sleep(0.2)
@@ -228,7 +230,13 @@ class Orthanc:
 # --- Measurements -------------------------------------------------------------------------
 
 
+def load_average() -> float:
+    """1-minute load average: the machine is shared, so figures are reported with it."""
+    return os.getloadavg()[0]
+
+
 def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: int, runs: int) -> dict:
+    load_before = load_average()
     patient = plan[len(plan) // 2]
     queries = {
         "PatientID": ["-k", f"PatientID={patient['patient_id']}"],
@@ -259,7 +267,12 @@ def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: 
                                  "127.0.0.1", server.port]))
     out["C-GET (instances/s)"] = instances / statistics.median(get_times)
     out["C-MOVE (instances/s)"] = instances / statistics.median(move_times)
+    out["load average before / after"] = f"{load_before:.2f} / {load_average():.2f}"
     return out
+
+
+def _cell(value) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def main() -> None:
@@ -294,7 +307,8 @@ def main() -> None:
     print(f"\n{args.studies} studies in the index, {args.instances}-instance CT study (512x512x16 bit)\n")
     print("| measure | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for key in next(iter(results.values())):
-        print(f"| {key} | " + " | ".join(f"{results[n][key]:.1f}" for n in names) + " |")
+        print(f"| {key} | " + " | ".join(_cell(results[n][key]) for n in names) + " |")
+
 
 
 if __name__ == "__main__":
