@@ -239,7 +239,10 @@ def handle_conn_close(event) -> None:
         state.closed = True
         db_release()
         return
-    _close(event, AssociationStatus.ABORTED)
+    # Sta13 = the A-RELEASE-RP went out and the peer hung up, as it should (PS3.8
+    # 9.2, AR-5): a release whose EVT_RELEASED has not run yet on the reactor thread.
+    released = event.assoc.dul.state_machine.current_state == "Sta13" and not event.assoc.is_aborted
+    _close(event, AssociationStatus.RELEASED if released else AssociationStatus.ABORTED)
 
 
 AUDIT_HANDLERS = [

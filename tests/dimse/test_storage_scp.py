@@ -247,3 +247,20 @@ def test_same_study_from_many_threads_keeps_counts(dimse_listener):
         t.join()
     study = Study.objects.get()
     assert study.number_of_study_related_instances == 20 and study.number_of_study_related_series == 1
+
+
+def test_released_associations_are_audited_as_released(dimse_listener):
+    """The peer hangs up right after A-RELEASE-RP: still a release, never an abort (pynetdicom and DCMTK)."""
+    port = dimse_listener("storage").port("storage")
+    ae = AE(ae_title="ECHOER")
+    ae.add_requested_context("1.2.840.10008.1.1")
+    for _ in range(10):
+        assoc = ae.associate("127.0.0.1", port, ae_title="STORESCP")
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+        result = subprocess.run(["echoscu", "-aet", "ECHOER", "-aec", "STORESCP", "127.0.0.1", str(port)],
+                                env=DCMTK_ENV, capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+    eventually(lambda: AssociationLog.objects.filter(calling_aet="ECHOER").count() == 20
+               and not AssociationLog.objects.filter(status="established").exists())
+    assert set(AssociationLog.objects.filter(calling_aet="ECHOER").values_list("status", flat=True)) == {"released"}
