@@ -8,9 +8,10 @@ is answered only after the file is fsynced and its row committed.
 from __future__ import annotations
 
 import logging
+import struct
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.presentation import StoragePresentationContexts
 
 from dimse.db import uses_db
@@ -65,12 +66,49 @@ def _failure(status: int, comment: str) -> Dataset:
     return ds
 
 
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    if vr == b"OB":
+        return struct.pack("<HH2s2xI", 0x0002, element, vr, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _even(value: str, pad: bytes) -> bytes:
+    data = value.encode("ascii")
+    return data + pad if len(data) % 2 else data
+
+
+def _part10(event) -> bytes:
+    """Preamble, file meta and the data set exactly as received (PS3.10 7.1).
+
+    The same bytes as pynetdicom's ``event.encoded_dataset()`` (whose meta
+    goes through a pydicom Dataset and writer, ~0.4 ms per instance), built
+    with ``struct``.
+    """
+    request = event.request
+    try:
+        body = b"".join((
+            _meta_element(0x0001, b"OB", b"\x00\x01"),
+            _meta_element(0x0002, b"UI", _even(str(request.AffectedSOPClassUID), b"\0")),
+            _meta_element(0x0003, b"UI", _even(str(request.AffectedSOPInstanceUID), b"\0")),
+            _meta_element(0x0010, b"UI", _even(str(event.context.transfer_syntax), b"\0")),
+            _meta_element(0x0012, b"UI", _even(PYNETDICOM_IMPLEMENTATION_UID, b"\0")),
+            _meta_element(0x0013, b"SH", _even(PYNETDICOM_IMPLEMENTATION_VERSION, b" ")),
+        ))
+    except (UnicodeEncodeError, struct.error, TypeError):
+        return event.encoded_dataset()  # unusual UIDs: let pydicom encode (and complain)
+    group_length = struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body))
+    return b"".join((_PREAMBLE, group_length, body, request.DataSet.getvalue()))
+
+
+_PREAMBLE = b"\0" * 128 + b"DICM"
+
+
 @uses_db
 def handle_store(event) -> int | Dataset:
     """Archive one C-STORE-RQ dataset; answer its DICOM status (PS3.4 B.2.3)."""
     state = association_state(event.assoc)
     state.requests += 1
-    data = event.encoded_dataset()
+    data = _part10(event)
     origin = IngestOrigin(
         source="c-store",
         calling_aet=event.assoc.requestor.ae_title,

@@ -264,3 +264,20 @@ def test_released_associations_are_audited_as_released(dimse_listener):
     eventually(lambda: AssociationLog.objects.filter(calling_aet="ECHOER").count() == 20
                and not AssociationLog.objects.filter(status="established").exists())
     assert set(AssociationLog.objects.filter(calling_aet="ECHOER").values_list("status", flat=True)) == {"released"}
+
+
+def test_archived_file_is_pynetdicoms_part10_encoding_of_the_received_bytes(dimse_listener, storage_root):
+    """The file meta is built without pydicom; the bytes are what pynetdicom's encoded_dataset() gives."""
+    from pynetdicom.dsutils import create_file_meta, encode, encode_file_meta
+
+    port = dimse_listener("storage").port("storage")
+    ds = f.ct_dataset()
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ds.SOPClassUID, f.EXPLICIT_LE)
+    assoc = ae.associate("127.0.0.1", port, ae_title="STORESCP")
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    meta = create_file_meta(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                            transfer_syntax=f.EXPLICIT_LE)
+    expected = b"\0" * 128 + b"DICM" + encode_file_meta(meta) + encode(ds, False, True)
+    assert (storage_root / Instance.objects.get().file_path).read_bytes() == expected
