@@ -50,7 +50,7 @@ WIRE_SYNTAXES = {ImplicitVRLittleEndian: True, ExplicitVRLittleEndian: False}  #
 FIND_BATCH_BYTES = 64 * 1024
 #: A stored file is read and written in blocks of at most this size: memory stays bounded.
 FILE_BLOCK_BYTES = 4 * 1024 * 1024
-_FIRST_READ = 64 * 1024
+_FIRST_READ = 512  # preamble, DICM and the file meta group length: all that locating the data set needs
 
 # Control header of a PDV (PS3.8 E.2): bit 0 command, bit 1 last fragment.
 _DATA, _DATA_LAST, _COMMAND, _COMMAND_LAST = 0x00, 0x02, 0x01, 0x03
@@ -516,7 +516,7 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
     parts: list = []
     fragments(parts, context_id, command, command=True, max_pdu=max_pdu)
     if stored:
-        handle = open(dataset._pacs_path, "rb")  # noqa: SIM115 - the DUL thread closes it after writing
+        handle = open(dataset._pacs_path, "rb", buffering=0)  # noqa: SIM115 - the DUL thread closes it after writing
         try:
             size = os.fstat(handle.fileno()).st_size
             offset = _dataset_offset(handle.read(_FIRST_READ), dataset._pacs_path)
