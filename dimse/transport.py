@@ -15,7 +15,9 @@ Here the waits become blocking waits that wake on the event itself:
   primitive is queued for sending (bounded by :data:`POLL_SECONDS` so
   timers and kill requests are still seen promptly);
 * the acceptor's reactor blocks on its DIMSE message queue for up to
-  :data:`POLL_SECONDS` instead of sleeping before a non-blocking read.
+  :data:`POLL_SECONDS` instead of sleeping before a non-blocking read, and
+  the peer's A-RELEASE-RQ ends that wait (found by the Q/R work: findscu
+  54 -> 42 ms end to end).
   Only acceptor associations get this: a requestor's ``send_*`` calls pause
   the reactor from another thread and would wait for that block to end.
 
@@ -33,6 +35,7 @@ import select
 import socket
 
 from pydicom.uid import UID
+from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 
@@ -113,7 +116,18 @@ def association_low_latency(assoc, *, acceptor: bool) -> None:
 
     dul.send_pdu = send_pdu
     if acceptor:
-        assoc.dimse.msg_queue = _ReactorQueue()
+        assoc.dimse.msg_queue = msg_queue = _ReactorQueue()
+        # The reactor looks for the peer's A-RELEASE-RQ only when its wait on
+        # the DIMSE queue ends: an empty (None, None) item - what pynetdicom
+        # itself queues on an abort - ends it at once.
+        to_user_put = dul.to_user_queue.put
+
+        def put_and_wake(item, *args, **kwargs) -> None:
+            to_user_put(item, *args, **kwargs)
+            if isinstance(item, A_RELEASE):
+                msg_queue.put((None, None))
+
+        dul.to_user_queue.put = put_and_wake
 
 
 # --- Cheap per-association copies of the supported contexts -----------------------
