@@ -41,7 +41,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import A_RELEASE, P_DATA
 
-from dimse.statuses import PROCESSING_FAILURE
+from dimse.statuses import PENDING, PROCESSING_FAILURE
 from pacs.matching import identifier_dataset
 
 #: Syntaxes whose identifiers this module encodes itself.
@@ -321,7 +321,9 @@ def wire_enable(assoc) -> None:
     * ``dimse.receive_primitive`` reads a C-STORE response that arrives as one
       command PDV itself (pynetdicom decodes it with pydicom and validates its
       UIDs by regex: ~0.3 ms per sub-operation);
-    * ``send_c_store`` is :func:`store_send`.
+    * ``send_c_store`` is :func:`store_send`; a pending C-GET response is held
+      and written with the next C-STORE request (any other message first
+      writes it).
     """
     if getattr(assoc, "_pacs_wire", False):
         return
@@ -336,6 +338,9 @@ def wire_enable(assoc) -> None:
             dul_send(pdu)
 
     def send_msg(primitive, context_id: int) -> None:
+        held, assoc._pacs_held = assoc._pacs_held, None
+        if held:  # a pending C-GET response goes before anything else
+            dul.send_pdu(RawData(Wire(held)))
         command = _response_command(primitive) if primitive.MessageIDBeingRespondedTo is not None else None
         if command is None:
             dimse_send(primitive, context_id)
@@ -345,6 +350,11 @@ def wire_enable(assoc) -> None:
         fragments(parts, context_id, command, command=True, max_pdu=max_pdu)
         if primitive.Identifier is not None:
             fragments(parts, context_id, primitive.Identifier.getvalue(), command=False, max_pdu=max_pdu)
+        if type(primitive) is C_GET and primitive.Status == PENDING and primitive.Identifier is None:
+            # Written together with the next C-STORE request on this association (store_send):
+            # one socket write and one DUL wake-up less per sub-operation.
+            assoc._pacs_held = parts
+            return
         dul.send_pdu(RawData(Wire(parts)))
 
     def receive_primitive(primitive) -> None:
@@ -358,6 +368,7 @@ def wire_enable(assoc) -> None:
         return store_send(assoc, dataset, msg_id=msg_id, priority=priority, originator_aet=originator_aet,
                           originator_id=originator_id)
 
+    assoc._pacs_held = None
     dul._send = _send
     dimse.send_msg = send_msg
     dimse.receive_primitive = receive_primitive
@@ -537,6 +548,9 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
         assoc._reactor_checkpoint.clear()
         while not assoc._is_paused:
             time.sleep(0.0001)
+    held, assoc._pacs_held = getattr(assoc, "_pacs_held", None), None
+    if held:  # the pending C-GET response before this request, in the same write
+        wire.parts = held + wire.parts
     assoc.dul.send_pdu(RawData(wire))
     read_ahead = getattr(assoc, "_pacs_read_ahead", None)
     if read_ahead is not None:
