@@ -26,6 +26,7 @@ endian) keep pynetdicom's path.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -468,7 +469,9 @@ def _settle(assoc) -> None:
             assoc.join(timeout=5)
 
 
-def _failure(status: int) -> Dataset:
+@functools.lru_cache(maxsize=64)
+def _status_only(status: int) -> Dataset:
+    """The response status *status* alone (one shared, read-only dataset per code)."""
     ds = Dataset()
     ds.Status = status
     return ds
@@ -511,7 +514,7 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
     """
     if not association_alive(assoc):
         _settle(assoc)
-        return _failure(PROCESSING_FAILURE)
+        return _status_only(PROCESSING_FAILURE)
     stored = isinstance(dataset, StoredFile)
     if stored:
         sop_class, sop_instance = dataset._pacs_uids
@@ -560,11 +563,14 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
         if assoc.is_established and not assoc.acse.is_aborted():
             assoc.abort()  # DIMSE timeout: as pynetdicom's send_c_store does
         _settle(assoc)
-        return _failure(PROCESSING_FAILURE)
+        return _status_only(PROCESSING_FAILURE)
+    code = rsp.Status if rsp.Status is not None else PROCESSING_FAILURE
+    extra = {name: getattr(rsp, name, None) for name in ("ErrorComment", "OffendingElement")}
+    if not any(value is not None for value in extra.values()):
+        return _status_only(code)  # shared per code: callers only read Status
     status = Dataset()
-    status.Status = rsp.Status if rsp.Status is not None else PROCESSING_FAILURE
-    for name in ("ErrorComment", "OffendingElement"):
-        value = getattr(rsp, name, None)
+    status.Status = code
+    for name, value in extra.items():
         if value is not None:
             setattr(status, name, value)
     return status
