@@ -132,10 +132,25 @@ def element(tag: int, vr: str, value: object, *, implicit: bool = True) -> bytes
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr_bytes, len(data)) + data
 
 
+_COMMAND_ORDER = sorted(_COMMAND_ELEMENTS, key=lambda keyword: _COMMAND_ELEMENTS[keyword][0])
+_COMMAND_HEADERS = {keyword: struct.pack("<HH", tag >> 16, tag & 0xFFFF) for keyword, (tag, _) in
+                    _COMMAND_ELEMENTS.items()}
+_US_LENGTH = struct.pack("<I", 2)
+
+
 def command_set(fields: dict[str, object]) -> bytes:
     """A DIMSE command set (implicit VR LE, PS3.7 6.3.1) of ``{keyword: value}``; ``None`` values left out."""
-    items = sorted(_COMMAND_ELEMENTS[k] + (v,) for k, v in fields.items() if v is not None)
-    body = b"".join(element(tag, vr, value) for tag, vr, value in items)
+    out = []
+    for keyword in _COMMAND_ORDER:
+        value = fields.get(keyword)
+        if value is None:
+            continue
+        if _COMMAND_ELEMENTS[keyword][1] == "US":
+            out.append(_COMMAND_HEADERS[keyword] + _US_LENGTH + struct.pack("<H", value))
+        else:
+            data = _text(_COMMAND_ELEMENTS[keyword][1], value)
+            out.append(_COMMAND_HEADERS[keyword] + struct.pack("<I", len(data)) + data)
+    body = b"".join(out)
     return element(0x00000000, "UL", len(body)) + body
 
 
