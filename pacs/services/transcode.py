@@ -234,3 +234,25 @@ def dataset_encode(ds: Dataset) -> bytes:
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+
+
+def instance_for_peer(
+    path: str | Path, target_ts: str, *, stored_ts: str, accepted: Iterable[str], has_pixels: bool = True
+) -> Dataset:
+    """The archived file at *path* in *target_ts* (from :func:`transfer_syntax_choose`) for a C-STORE.
+
+    A node's preferred syntax may be one this image cannot take (a 16-bit CT
+    and JPEG Baseline, PS3.5 A.4.1): then the next choice without the
+    preference is used - the stored syntax as is, or a lossless one - instead
+    of failing the sub-operation.
+    """
+    try:
+        return instance_transcode(path, target_ts)
+    except TranscodeError as exc:
+        fallback = transfer_syntax_choose(stored_ts, accepted, has_pixels=has_pixels)
+        if fallback is None or fallback == target_ts:
+            raise
+        logger.info("preferred transfer syntax %s not possible (%s); sending %s", target_ts, exc, fallback)
+        if fallback == stored_ts:
+            return dcmread(path)
+        return instance_transcode(path, fallback)
