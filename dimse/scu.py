@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, build_context, build_role, evt
 from pynetdicom.presentation import StoragePresentationContexts
@@ -43,7 +42,7 @@ from pynetdicom.sop_class import (
 from dimse.models import ListenerService, RemoteNode
 from pacs.exceptions import PacsError
 from pacs.services.ingest import IngestOrigin, instance_ingest
-from pacs.services.transcode import TranscodeError, instance_transcode, transfer_syntax_choose
+from pacs.services.transcode import TranscodeError, instance_for_peer, transfer_syntax_choose
 from pacs.storage import absolute_path
 
 logger = logging.getLogger(__name__)
@@ -264,7 +263,9 @@ def _send_one(assoc, row: dict, accepted: dict[str, list[str]], preferred: str, 
             _config.STORE_SEND_CHUNKED_DATASET = True
             rsp = assoc.send_c_store(path)
         else:
-            rsp = assoc.send_c_store(instance_transcode(dcmread(path), target))
+            rsp = assoc.send_c_store(instance_for_peer(path, target, stored_ts=stored,
+                                                       accepted=accepted.get(row["sop_class_uid"], []),
+                                                       has_pixels=row["rows"] is not None))
     except (OSError, TranscodeError, PacsError, ValueError, AttributeError, RuntimeError) as exc:
         return str(exc)
     status = getattr(rsp, "Status", None)

@@ -24,7 +24,6 @@ import threading
 import time
 
 from django.conf import settings
-from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 from pynetdicom import build_context, evt
@@ -46,11 +45,7 @@ from dimse.server import association_state
 from dimse.statuses import CANCEL, PENDING
 from dimse.transport import association_low_latency
 from pacs.matching import MatchingError
-from pacs.services.transcode import (
-    TranscodeError,
-    instance_transcode,
-    transfer_syntax_choose,
-)
+from pacs.services.transcode import TranscodeError, instance_for_peer, transfer_syntax_choose
 from pacs.storage import absolute_path
 
 logger = logging.getLogger(__name__)
@@ -112,7 +107,8 @@ def suboperation_dataset(row: dict, accepted: dict[str, list[str]], preferred: s
             if not path.is_file():
                 raise FileNotFoundError(f"archived file missing: {row['file_path']}")
             return stored_file(sop_class, sop_instance, stored, path)
-        return instance_transcode(dcmread(path), target)
+        return instance_for_peer(path, target, stored_ts=stored, accepted=accepted.get(sop_class, []),
+                                 has_pixels=row["rows"] is not None)
     except (OSError, TranscodeError, MatchingError) as exc:
         logger.warning("retrieve unreadable sop_instance_uid=%s reason=%s", sop_instance, exc)
         return _unsendable(sop_class, sop_instance)
