@@ -13,7 +13,7 @@ write path is ``instance_ingest``); the 100 CT instances are ingested for real.
 Orthanc gets the same 10,000 studies (as tiny instances via storescu) and the
 same 100 CT files.  Usage::
 
-    .venv/bin/python bench/bench_qr.py [--studies 10000] [--instances 100] [--runs 15] [--no-orthanc]
+    .venv/bin/python bench/bench_qr.py [--studies 10000] [--instances 100] [--runs 15] [--retrieves 5] [--no-orthanc]
 """
 
 from __future__ import annotations
@@ -235,7 +235,8 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: int, runs: int) -> dict:
+def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: int, runs: int,
+            retrieves: int) -> dict:
     load_before = load_average()
     patient = plan[len(plan) // 2]
     queries = {
@@ -252,7 +253,7 @@ def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: 
                                 server.port]))
         out[f"C-FIND {label} (ms/call)"] = statistics.median(times) * 1000
     get_times, move_times = [], []
-    for i in range(3):
+    for i in range(retrieves):
         target = work / f"get-{server.aet}-{i}"
         target.mkdir(parents=True)
         get_times.append(timed(["getscu", "-S", "-aet", SCU, "-aec", server.aet, "-od", target,
@@ -280,6 +281,7 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=10_000)
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--retrieves", type=int, default=5, help="C-GET and C-MOVE runs (median reported)")
     parser.add_argument("--no-orthanc", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-qr-"))
@@ -295,10 +297,12 @@ def main() -> None:
 
         ct_study_uid = dcmread(ct_paths[0], stop_before_pixels=True).StudyInstanceUID
         with Pacs(work / "pacs", plan, ct_paths, receiver_port) as pacs:
-            results[pacs.name] = measure(pacs, work, plan, ct_study_uid, args.instances, args.runs)
+            results[pacs.name] = measure(pacs, work, plan, ct_study_uid, args.instances, args.runs,
+                                         args.retrieves)
         if not args.no_orthanc and shutil.which("Orthanc"):
             with Orthanc(work / "orthanc", plan, ct_paths, receiver_port) as orthanc:
-                results[orthanc.name] = measure(orthanc, work, plan, ct_study_uid, args.instances, args.runs)
+                results[orthanc.name] = measure(orthanc, work, plan, ct_study_uid, args.instances, args.runs,
+                                                 args.retrieves)
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
