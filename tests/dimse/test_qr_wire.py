@@ -1,4 +1,4 @@
-"""dimse.handlers.query_retrieve.wire: its encodings equal pynetdicom's/pydicom's, its PDUs decode, big files stream.
+"""dimse.handlers.query_retrieve.encoding and .wire: encodings equal pynetdicom's/pydicom's, its PDUs decode, big files stream.
 
 The fast paths replace pynetdicom's per-message encoding on the Q/R listener;
 these tests pin them to the reference encoders byte for byte, then run real
@@ -22,7 +22,7 @@ from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
 from dimse.db import uses_db
-from dimse.handlers.query_retrieve import wire
+from dimse.handlers.query_retrieve import encoding, wire
 from pacs import matching
 from pacs.models import Study
 from tests import dicom_factories as f
@@ -54,18 +54,18 @@ def test_retrieve_responses_encode_as_pynetdicom_does(primitive_class, message_c
     pending = _response(primitive_class, 0xFF00, NumberOfRemainingSuboperations=99,
                         NumberOfCompletedSuboperations=1, NumberOfFailedSuboperations=0,
                         NumberOfWarningSuboperations=0)
-    assert wire._response_command(pending) == _reference(message_class, pending)
+    assert encoding.response_command(pending) == _reference(message_class, pending)
     final = _response(primitive_class, 0xB000, identifier=b"\x08\x00\x58\x00\x04\x00\x31\x2e\x32\x00",
                       NumberOfCompletedSuboperations=99, NumberOfFailedSuboperations=1,
                       NumberOfWarningSuboperations=0)
-    assert wire._response_command(final) == _reference(message_class, final)
+    assert encoding.response_command(final) == _reference(message_class, final)
     final.ErrorComment = "comment"
-    assert wire._response_command(final) is None  # left to pynetdicom
+    assert encoding.response_command(final) is None  # left to pynetdicom
 
 
 def test_find_response_and_store_request_encode_as_pynetdicom_does():
     pending = _response(C_FIND, 0xFF01, identifier=b"\x08\x00\x52\x00\x06\x00STUDY ")
-    assert wire._response_command(pending) == _reference(C_FIND_RSP, pending)
+    assert encoding.response_command(pending) == _reference(C_FIND_RSP, pending)
     for originator_aet, originator_id in ((None, None), ("QRSCP", 3), ("ODD", 65535)):
         request = C_STORE()
         request.MessageID = 12
@@ -75,7 +75,7 @@ def test_find_response_and_store_request_encode_as_pynetdicom_does():
         request.MoveOriginatorApplicationEntityTitle = originator_aet
         request.MoveOriginatorMessageID = originator_id
         request.DataSet = io.BytesIO(b"\x00\x00")
-        ours = wire.store_request_command(CT, "1.2.3.4.5", msg_id=12, originator_aet=originator_aet,
+        ours = encoding.store_request_command(CT, "1.2.3.4.5", msg_id=12, originator_aet=originator_aet,
                                           originator_id=originator_id)
         assert ours == _reference(C_STORE_RQ, request)
 
@@ -96,20 +96,20 @@ def test_identifiers_encode_as_pydicom_does(storage_root, syntax):
         implicit = syntax == ImplicitVRLittleEndian
         for items in rows:
             expected = encode(matching.identifier_dataset(items), implicit, True, False)
-            assert wire.identifier_bytes(items, implicit=implicit) == expected
+            assert encoding.identifier_bytes(items, implicit=implicit) == expected
 
 
 def test_sequences_are_left_to_pydicom():
-    with pytest.raises(wire.WireError):
-        wire.identifier_bytes([(0x00081110, "SQ", None)], implicit=True)
+    with pytest.raises(encoding.WireError):
+        encoding.identifier_bytes([(0x00081110, "SQ", None)], implicit=True)
 
 
 @pytest.mark.parametrize("max_pdu", [0, 16384, 4096])
 def test_fragments_decode_back_into_the_message(max_pdu):
     data = bytes(range(256)) * 200 + b"end"
     parts: list = []
-    wire.fragments(parts, 5, b"\x00" * 30, command=True, max_pdu=max_pdu)
-    wire.fragments(parts, 5, data, command=False, max_pdu=max_pdu)
+    encoding.fragments(parts, 5, b"\x00" * 30, command=True, max_pdu=max_pdu)
+    encoding.fragments(parts, 5, data, command=False, max_pdu=max_pdu)
     stream = b"".join(parts)
     command, dataset, position, headers = b"", b"", 0, []
     while position < len(stream):
@@ -141,13 +141,13 @@ def test_store_responses_are_read_without_pydicom():
         message = C_STORE_RSP()
         message.primitive_to_message(response)
         (primitive,) = list(message.encode_msg(3, 16384))
-        context_id, parsed = wire._store_response(primitive)
+        context_id, parsed = encoding.store_response(primitive)
         assert (context_id, parsed.Status, parsed.MessageIDBeingRespondedTo) == (3, status, 9)
         assert parsed.ErrorComment == comment
     response.OffendingElement = [0x00100010]
     message = C_STORE_RSP()
     message.primitive_to_message(response)
-    assert wire._store_response(next(message.encode_msg(3, 16384))) is None  # pynetdicom's path
+    assert encoding.store_response(next(message.encode_msg(3, 16384))) is None  # pynetdicom's path
 
 
 @pytest.mark.django_db(transaction=True)

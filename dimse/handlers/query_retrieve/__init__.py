@@ -7,7 +7,8 @@
 * :mod:`.request` - identifier parsing (character sets, levels, bad input) and
   the instances a retrieve covers.
 * :mod:`.wire` - the hot messages (pending responses, C-STORE sub-operations)
-  encoded and framed here instead of by pynetdicom's per-message path.
+  sent as ready-made PDUs instead of through pynetdicom's per-message path;
+  :mod:`.encoding` - their encoders (command sets, identifiers, PDU framing).
 
 Bad identifiers (no or unknown QueryRetrieveLevel, a key of a lower level, a
 malformed value, no unique key for a retrieve) are answered 0xA900/0xC000

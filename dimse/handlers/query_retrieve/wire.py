@@ -21,7 +21,8 @@ sends itself (final responses, release, abort) is kept.
   microseconds and written in batches.
 
 Implicit and explicit VR little endian only; other syntaxes (deflate, big
-endian) keep pynetdicom's path.
+endian) keep pynetdicom's path.  The encoders themselves are in
+:mod:`~dimse.handlers.query_retrieve.encoding`.
 """
 
 from __future__ import annotations
@@ -31,17 +32,27 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterable
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
+from pynetdicom.dimse_primitives import C_GET
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
-from pynetdicom.pdu_primitives import A_RELEASE, P_DATA
+from pynetdicom.pdu_primitives import P_DATA
 
+from dimse.handlers.query_retrieve.encoding import (
+    DATA_SET,
+    WireError,
+    command_set,
+    fragments,
+    identifier_bytes,
+    inner_fragments,
+    response_command,
+    store_request_command,
+    store_response,
+)
 from dimse.statuses import PENDING, PROCESSING_FAILURE
 from pacs.matching import identifier_dataset
 
@@ -52,193 +63,6 @@ FIND_BATCH_BYTES = 64 * 1024
 #: A stored file is read and written in blocks of at most this size: memory stays bounded.
 FILE_BLOCK_BYTES = 4 * 1024 * 1024
 _FIRST_READ = 512  # preamble, DICM and the file meta group length: all that locating the data set needs
-
-# Control header of a PDV (PS3.8 E.2): bit 0 command, bit 1 last fragment.
-_DATA, _DATA_LAST, _COMMAND, _COMMAND_LAST = 0x00, 0x02, 0x01, 0x03
-_NO_DATA_SET, _DATA_SET = 0x0101, 0x0001
-# Explicit VR with a 4-byte length (PS3.5 7.1.2).
-_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_PAD_NULL = {"UI", "OB", "UN"}
-_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
-
-# Command set elements (tag, VR) per keyword (PS3.7 E.1-1).
-_COMMAND_ELEMENTS = {
-    "AffectedSOPClassUID": (0x00000002, "UI"),
-    "CommandField": (0x00000100, "US"),
-    "MessageID": (0x00000110, "US"),
-    "MessageIDBeingRespondedTo": (0x00000120, "US"),
-    "MoveOriginatorApplicationEntityTitle": (0x00001030, "AE"),
-    "MoveOriginatorMessageID": (0x00001031, "US"),
-    "Priority": (0x00000700, "US"),
-    "CommandDataSetType": (0x00000800, "US"),
-    "Status": (0x00000900, "US"),
-    "AffectedSOPInstanceUID": (0x00001000, "UI"),
-    "NumberOfRemainingSuboperations": (0x00001020, "US"),
-    "NumberOfCompletedSuboperations": (0x00001021, "US"),
-    "NumberOfFailedSuboperations": (0x00001022, "US"),
-    "NumberOfWarningSuboperations": (0x00001023, "US"),
-}
-_COUNTS = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
-           "NumberOfWarningSuboperations")
-_RESPONSE_FIELDS = {C_FIND: (0x8020, ()), C_GET: (0x8010, _COUNTS), C_MOVE: (0x8021, _COUNTS)}
-
-
-class WireError(ValueError):
-    """A value this module does not encode; the caller falls back to pydicom/pynetdicom."""
-
-
-# --- Encoding ------------------------------------------------------------------------------
-
-
-def _text(vr: str, value: object) -> bytes:
-    if isinstance(value, (list, tuple)):
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    data = text.encode("utf-8")  # ISO_IR 192 identifiers; ASCII for the other VRs
-    if len(data) % 2:
-        data += b"\0" if vr in _PAD_NULL else b" "
-    return data
-
-
-def element(tag: int, vr: str, value: object, *, implicit: bool = True) -> bytes:
-    """One data element in little endian, implicit or explicit VR (PS3.5 7.1).
-
-    Raises
-    ------
-    WireError
-        A VR/value pair outside what index values and command sets use.
-    """
-    if vr == "SQ":
-        raise WireError("sequences go through pydicom")
-    if value is None or value == "" or value == []:
-        data = b""
-    elif vr == "US":
-        values = value if isinstance(value, (list, tuple)) else [value]
-        data = struct.pack(f"<{len(values)}H", *(int(v) for v in values))
-    elif vr == "UL":
-        data = struct.pack("<I", int(value))
-    elif vr in _TEXT_VRS:
-        data = _text(vr, value)
-    else:
-        raise WireError(f"no fast encoding for VR {vr}")
-    if implicit:
-        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(data)) + data
-    vr_bytes = vr.encode("ascii")
-    if vr_bytes in _LONG_VRS:
-        return struct.pack("<HH2sxxI", tag >> 16, tag & 0xFFFF, vr_bytes, len(data)) + data
-    if len(data) > 0xFFFF:
-        raise WireError("value too long for a 2-byte length")
-    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr_bytes, len(data)) + data
-
-
-_COMMAND_ORDER = sorted(_COMMAND_ELEMENTS, key=lambda keyword: _COMMAND_ELEMENTS[keyword][0])
-_COMMAND_HEADERS = {keyword: struct.pack("<HH", tag >> 16, tag & 0xFFFF) for keyword, (tag, _) in
-                    _COMMAND_ELEMENTS.items()}
-_US_LENGTH = struct.pack("<I", 2)
-
-
-def command_set(fields: dict[str, object]) -> bytes:
-    """A DIMSE command set (implicit VR LE, PS3.7 6.3.1) of ``{keyword: value}``; ``None`` values left out."""
-    out = []
-    for keyword in _COMMAND_ORDER:
-        value = fields.get(keyword)
-        if value is None:
-            continue
-        if _COMMAND_ELEMENTS[keyword][1] == "US":
-            out.append(_COMMAND_HEADERS[keyword] + _US_LENGTH + struct.pack("<H", value))
-        else:
-            data = _text(_COMMAND_ELEMENTS[keyword][1], value)
-            out.append(_COMMAND_HEADERS[keyword] + struct.pack("<I", len(data)) + data)
-    body = b"".join(out)
-    return element(0x00000000, "UL", len(body)) + body
-
-
-def identifier_bytes(items: Iterable[tuple[int, str, object]], *, implicit: bool) -> bytes:
-    """An identifier of ``(tag, VR, value)`` items in tag order, encoded without pydicom.
-
-    Raises
-    ------
-    WireError
-        A sequence or a value of an unusual VR: use pydicom instead.
-    """
-    return b"".join(element(tag, vr, value, implicit=implicit) for tag, vr, value in items)
-
-
-def fragments(parts: list, context_id: int, data, *, command: bool, max_pdu: int) -> None:
-    """Append the P-DATA-TF PDUs carrying *data* to *parts*, one PDV each (PS3.8 9.3.5, E.2).
-
-    *max_pdu* is the peer's Maximum Length Received (0: unlimited): the PDV
-    item with its 4-byte length must fit, so each fragment holds at most
-    ``max_pdu - 6`` bytes, as pynetdicom cuts them.
-    """
-    view = memoryview(data)
-    size = len(view)
-    step = size if not max_pdu else max_pdu - 6
-    start = 0
-    while True:
-        chunk = view[start:start + step] if step else view
-        start += len(chunk)
-        last = start >= size
-        header = (_COMMAND_LAST if last else _COMMAND) if command else (_DATA_LAST if last else _DATA)
-        parts.append(struct.pack(">BxIIBB", 0x04, len(chunk) + 6, len(chunk) + 2, context_id, header))
-        parts.append(chunk)
-        if last:
-            return
-
-
-def _response_command(primitive) -> bytes | None:
-    """The command set of a C-FIND/C-GET/C-MOVE response, or ``None`` when pynetdicom should send it."""
-    spec = _RESPONSE_FIELDS.get(type(primitive))
-    if spec is None or getattr(primitive, "ErrorComment", None) is not None \
-            or getattr(primitive, "OffendingElement", None) is not None:
-        return None
-    command_field, counts = spec
-    fields = {
-        "AffectedSOPClassUID": primitive.AffectedSOPClassUID,
-        "CommandField": command_field,
-        "MessageIDBeingRespondedTo": primitive.MessageIDBeingRespondedTo,
-        "CommandDataSetType": _DATA_SET if primitive.Identifier is not None else _NO_DATA_SET,
-        "Status": primitive.Status,
-    }
-    for name in counts:
-        fields[name] = getattr(primitive, name)
-    return command_set(fields)
-
-
-def _store_response(primitive) -> tuple[int, C_STORE] | None:
-    """``(context ID, C-STORE response)`` of a P-DATA holding a whole C-STORE-RSP command, else ``None``.
-
-    Only Status and MessageIDBeingRespondedTo are kept (with ErrorComment):
-    what a sub-operation needs.  Anything else - other messages, fragments,
-    an OffendingElement - goes to pynetdicom.
-    """
-    values = primitive.presentation_data_value_list
-    if len(values) != 1:
-        return None
-    context_id, data = values[0]
-    if not data or data[0] != _COMMAND_LAST:
-        return None
-    fields: dict[int, bytes] = {}
-    position, end = 1, len(data)
-    while position + 8 <= end:
-        group, elem, length = struct.unpack_from("<HHI", data, position)
-        position += 8
-        if group != 0 or position + length > end:
-            return None
-        fields[elem] = data[position:position + length]
-        position += length
-    if position != end or fields.get(0x0100) != b"\x01\x80" or fields.get(0x0800) != b"\x01\x01":
-        return None
-    if 0x0901 in fields or len(fields.get(0x0900, b"")) != 2 or len(fields.get(0x0120, b"")) != 2:
-        return None
-    rsp = C_STORE()
-    rsp.Status = struct.unpack("<H", fields[0x0900])[0]
-    rsp.MessageIDBeingRespondedTo = struct.unpack("<H", fields[0x0120])[0]
-    if 0x0902 in fields:
-        rsp.ErrorComment = fields[0x0902].decode("ascii", "replace").rstrip(" \0")
-    return context_id, rsp
-
 
 # --- Sending -----------------------------------------------------------------------------------
 
@@ -285,7 +109,7 @@ class Wire:
                     raise OSError("stored file shorter than when it was opened")
                 remaining -= size
                 if remaining > 0:  # an inner block: no fragment of it is the last one
-                    _inner_fragments(parts, self.context_id, view[:size], step)
+                    inner_fragments(parts, self.context_id, view[:size], step)
                 else:
                     fragments(parts, self.context_id, view[:size], command=False, max_pdu=self.max_pdu)
                 _send_all(sock, parts)
@@ -311,14 +135,6 @@ def _send_all(sock, buffers: list) -> None:
                 buffers[index] = memoryview(buffers[index])[sent:]
     except Exception:  # noqa: BLE001 - pynetdicom's AssociationSocket.send treats any failure the same way
         sock.event_queue.put("Evt17")  # transport connection closed
-
-
-def _inner_fragments(parts: list, context_id: int, data: bytes, step: int) -> None:
-    view = memoryview(data)
-    for start in range(0, len(view), step):
-        chunk = view[start:start + step]
-        parts.append(struct.pack(">BxIIBB", 0x04, len(chunk) + 6, len(chunk) + 2, context_id, _DATA))
-        parts.append(chunk)
 
 
 class RawData(P_DATA):
@@ -357,7 +173,7 @@ def wire_enable(assoc) -> None:
         held, assoc._pacs_held = assoc._pacs_held, None
         if held:  # a pending C-GET response goes before anything else
             dul.send_pdu(RawData(Wire(held)))
-        command = _response_command(primitive) if primitive.MessageIDBeingRespondedTo is not None else None
+        command = response_command(primitive) if primitive.MessageIDBeingRespondedTo is not None else None
         if command is None:
             dimse_send(primitive, context_id)
             return
@@ -374,7 +190,7 @@ def wire_enable(assoc) -> None:
         dul.send_pdu(RawData(Wire(parts)))
 
     def receive_primitive(primitive) -> None:
-        rsp = _store_response(primitive) if dimse.message is None else None
+        rsp = store_response(primitive) if dimse.message is None else None
         if rsp is None:
             dimse_receive(primitive)
         else:
@@ -388,30 +204,8 @@ def wire_enable(assoc) -> None:
     dul._send = _send
     dimse.send_msg = send_msg
     dimse.receive_primitive = receive_primitive
-    if assoc.is_acceptor:
-        _release_wakes_reactor(assoc)
     assoc.send_c_store = send_c_store
     assoc._pacs_wire = True
-
-
-def _release_wakes_reactor(assoc) -> None:
-    """Answer the peer's A-RELEASE-RQ at once instead of at the reactor's next idle poll.
-
-    The acceptor's reactor looks for a release request only after its wait on
-    the DIMSE queue times out (up to 10 ms with :mod:`dimse.transport`, 1 ms
-    plus a sleep in pynetdicom); an empty ``(None, None)`` item - what
-    pynetdicom itself queues on an abort - ends that wait.
-    """
-    to_user = assoc.dul.to_user_queue
-    put = to_user.put
-    msg_queue = assoc.dimse.msg_queue
-
-    def put_and_wake(item, *args, **kwargs) -> None:
-        put(item, *args, **kwargs)
-        if isinstance(item, A_RELEASE):
-            msg_queue.put((None, None))
-
-    to_user.put = put_and_wake
 
 
 # --- C-STORE sub-operations ------------------------------------------------------------------
@@ -490,17 +284,6 @@ def _status_only(status: int) -> Dataset:
     ds = Dataset()
     ds.Status = status
     return ds
-
-
-def store_request_command(sop_class: str, sop_instance: str, *, msg_id: int, priority: int = 2,
-                          originator_aet: str | None = None, originator_id: int | None = None) -> bytes:
-    """The command set of a C-STORE-RQ (PS3.7 9.3.1.1), with the move originator for C-MOVE sub-operations."""
-    return command_set({
-        "AffectedSOPClassUID": sop_class, "CommandField": 0x0001, "MessageID": msg_id, "Priority": priority,
-        "CommandDataSetType": _DATA_SET, "AffectedSOPInstanceUID": sop_instance,
-        "MoveOriginatorApplicationEntityTitle": (originator_aet or "").strip() or None,
-        "MoveOriginatorMessageID": originator_id,
-    })
 
 
 def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, originator_aet=None,
@@ -613,7 +396,7 @@ class FindResponses:
         self.max_pdu = assoc.dimse.maximum_pdu_size
         command = command_set({
             "AffectedSOPClassUID": event.request.AffectedSOPClassUID, "CommandField": 0x8020,
-            "MessageIDBeingRespondedTo": event.request.MessageID, "CommandDataSetType": _DATA_SET,
+            "MessageIDBeingRespondedTo": event.request.MessageID, "CommandDataSetType": DATA_SET,
             "Status": status,
         })
         self.command: list = []
