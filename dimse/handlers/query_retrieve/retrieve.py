@@ -36,6 +36,7 @@ from dimse.handlers.query_retrieve.request import (
 )
 from dimse.handlers.query_retrieve.wire import (
     association_alive,
+    store_preload,
     stored_file,
     wire_enable,
 )
@@ -119,14 +120,17 @@ class ReadAhead:
 
     Iterating yields ``(row, dataset)``.  :meth:`prepare` - called by
     :func:`~dimse.handlers.query_retrieve.wire.store_send` once a C-STORE
-    request is queued - reads the next index row and builds its dataset (path,
-    syntax choice, transcoding) during the round trip instead of after it:
-    ~0.2 ms of each ~1.9 ms sub-operation cycle of a C-GET of CT slices.
+    request is queued - reads the next index row, builds its dataset (path,
+    syntax choice, transcoding) and reads and frames a stored file
+    (:func:`~dimse.handlers.query_retrieve.wire.store_preload`) during the
+    round trip instead of after it: ~0.3 ms of each sub-operation cycle of a
+    C-GET of CT slices (1.5-1.9 ms before).
     """
 
-    def __init__(self, rows, make) -> None:
+    def __init__(self, rows, make, assoc=None) -> None:
         self.rows = iter(rows)
         self.make = make
+        self.assoc = assoc
         self.ready: list = []
         self.error: Exception | None = None
 
@@ -136,7 +140,10 @@ class ReadAhead:
         try:
             row = next(self.rows, None)
             if row is not None:
-                self.ready.append((row, self.make(row)))
+                dataset = self.make(row)
+                if self.assoc is not None:
+                    store_preload(self.assoc, dataset)
+                self.ready.append((row, dataset))
         except Exception as exc:  # noqa: BLE001 - re-raised where the handler iterates, not in this C-STORE
             self.error = exc
 
@@ -248,7 +255,8 @@ def handle_move(event):
     accepted = store.accepted()
     sent = 0
     suboperations = ReadAhead(instances.values(*_ROW_FIELDS).iterator(chunk_size=200),
-                              lambda row: suboperation_dataset(row, accepted, node.preferred_transfer_syntax))
+                              lambda row: suboperation_dataset(row, accepted, node.preferred_transfer_syntax),
+                              store.assoc)
     if store.assoc is not None:
         store.assoc._pacs_read_ahead = suboperations.prepare
     for row, dataset in suboperations:
@@ -293,7 +301,7 @@ def handle_get(event):
     logger.info("c-get start calling_aet=%s level=%s instances=%d", calling_aet, level, total)
     previous_delay = reactor_fast(event.assoc)
     suboperations = ReadAhead(instances.values(*_ROW_FIELDS).iterator(chunk_size=200),
-                              lambda row: suboperation_dataset(row, accepted))
+                              lambda row: suboperation_dataset(row, accepted), event.assoc)
     event.assoc._pacs_read_ahead = suboperations.prepare
     try:
         for row, dataset in suboperations:

@@ -286,6 +286,37 @@ def _status_only(status: int) -> Dataset:
     return ds
 
 
+def store_preload(assoc, dataset: Dataset) -> None:
+    """Read a :class:`StoredFile` of at most one block and frame its data PDUs ahead of :func:`store_send`.
+
+    Called during the previous sub-operation's round trip
+    (:class:`~dimse.handlers.query_retrieve.retrieve.ReadAhead`), so the
+    next request goes out without a file read on the critical path.  Larger
+    files, and any read error, are left to :func:`store_send` (it streams, and
+    raises where the sub-operation is counted).
+    """
+    if not isinstance(dataset, StoredFile):
+        return
+    context_id = _context_id(assoc, dataset._pacs_uids[0], dataset._pacs_syntax)
+    if context_id is None:
+        return
+    max_pdu = assoc.dimse.maximum_pdu_size
+    try:
+        with open(dataset._pacs_path, "rb", buffering=0) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > FILE_BLOCK_BYTES:
+                return
+            data = handle.read(size)
+    except OSError:
+        return
+    if len(data) != size:
+        return
+    offset = _dataset_offset(data[:_FIRST_READ], dataset._pacs_path)
+    parts: list = []
+    fragments(parts, context_id, memoryview(data)[offset:], command=False, max_pdu=max_pdu)
+    dataset._pacs_preloaded = ((context_id, max_pdu), parts)
+
+
 def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, originator_aet=None,
                originator_id=None) -> Dataset:
     """C-STORE one instance on *assoc* and wait for the response (PS3.4 B.2, PS3.7 9.1.1).
@@ -327,7 +358,10 @@ def store_send(assoc, dataset: Dataset, *, msg_id: int, priority: int = 2, origi
     max_pdu = assoc.dimse.maximum_pdu_size
     parts: list = []
     fragments(parts, context_id, command, command=True, max_pdu=max_pdu)
-    if stored:
+    preloaded = getattr(dataset, "_pacs_preloaded", None) if stored else None
+    if preloaded is not None and preloaded[0] == (context_id, max_pdu):
+        wire = Wire(parts + preloaded[1])
+    elif stored:
         handle = open(dataset._pacs_path, "rb", buffering=0)  # noqa: SIM115 - the DUL thread closes it after writing
         try:
             size = os.fstat(handle.fileno()).st_size
