@@ -92,6 +92,7 @@ def calling_aet(node: RemoteNode) -> str:
 
 def _ae(node: RemoteNode) -> AE:
     ae = AE(ae_title=calling_aet(node))
+    ae.connection_timeout = 10  # TCP connect: an unreachable host fails in seconds, not after ~2 minutes
     ae.acse_timeout = 30
     ae.dimse_timeout = 120
     ae.network_timeout = 120
