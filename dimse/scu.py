@@ -376,11 +376,20 @@ def node_c_move(
     ae = _ae(node)
     ae.add_requested_context(model, UNCOMPRESSED_LE)
     assoc = _associate(ae, node)
+    result = _retrieve_follow(
+        assoc, assoc.send_c_move(identifier, destination or local_storage_aet(), model), "C-MOVE", progress
+    )
+    logger.info("c-move scu node=%s done=%d failed=%d", node.ae_title, result.done, result.failed)
+    return result
+
+
+def _retrieve_follow(assoc, responses, name: str, progress) -> TransferResult:
+    """Follow a C-MOVE/C-GET's responses into a result (pending counts go to *progress*), release, check."""
     result = TransferResult()
     try:
-        for status, _ in assoc.send_c_move(identifier, destination or local_storage_aet(), model):
+        for status, _ in responses:
             if status is None:
-                raise ScuError("C-MOVE: no response (timeout or association aborted)")
+                raise ScuError(f"{name}: no response (timeout or association aborted)")
             _retrieve_result(status, result)
             result.status = status.Status
             if progress and status.Status in (0xFF00, 0xFF01):
@@ -388,8 +397,7 @@ def node_c_move(
     finally:
         if assoc.is_established:
             assoc.release()
-    _retrieve_check(result, "C-MOVE")
-    logger.info("c-move scu node=%s done=%d failed=%d", node.ae_title, result.done, result.failed)
+    _retrieve_check(result, name)
     return result
 
 
@@ -470,19 +478,7 @@ def node_c_get(
         return 0x0000
 
     assoc = _associate(ae, node, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
-    result = TransferResult()
-    try:
-        for status, _ in assoc.send_c_get(identifier, model):
-            if status is None:
-                raise ScuError("C-GET: no response (timeout or association aborted)")
-            _retrieve_result(status, result)
-            result.status = status.Status
-            if progress and status.Status in (0xFF00, 0xFF01):
-                progress(result)
-    finally:
-        if assoc.is_established:
-            assoc.release()
-    _retrieve_check(result, "C-GET")
+    result = _retrieve_follow(assoc, assoc.send_c_get(identifier, model), "C-GET", progress)
     logger.info("c-get scu node=%s done=%d failed=%d stored=%d", node.ae_title, result.done, result.failed,
                 len(stored))
     return result
