@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
-
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dimse.selectors import query_node_list
-from pacs.views.forms import MODALITIES, QUICK_RANGES
+from pacs.views.forms import MODALITIES, QUICK_RANGES, quick_range_apply
 
 # Return keys of the study-level C-FIND (PS3.4 C.6.2.1.2); the results table shows them.
 STUDY_KEYS = [
@@ -63,12 +60,7 @@ class StudyQueryForm(forms.Form):
         for name in self.TEXT_FIELDS:
             if name in data:
                 data[name] = (data[name] or "").strip()
-        quick = data.get("range")
-        if quick:
-            today = timezone.localdate()
-            back, forward = QUICK_RANGES[quick]
-            data["date_from"] = today - datetime.timedelta(days=back)
-            data["date_to"] = today - datetime.timedelta(days=forward)
+        quick_range_apply(data, QUICK_RANGES)
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             self.add_error("date_to", _("The end date is before the start date."))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
-
 from django import forms
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pacs.views.forms import quick_range_apply
 from printing.choices import PrintJobStatus
 
 PAGE_SIZES = (25, 50, 100)
-# Quick ranges of the received date: (days back to the first day, days back to the last day).
-QUICK_RANGES = {"today": (0, 0), "7days": (6, 0), "30days": (29, 0)}
+# Quick ranges of the received date: (first day, last day) as offsets in days from today.
+QUICK_RANGES = {"today": (0, 0), "7days": (-6, 0), "30days": (-29, 0)}
 # Choice labels as shown (the model choices are not marked for translation).
 STATUS_CHOICES = [
     (PrintJobStatus.PENDING, _("Pending")),
@@ -39,12 +37,7 @@ class PrintJobFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        quick = data.get("range")
-        if quick:
-            today = timezone.localdate()
-            back, forward = QUICK_RANGES[quick]
-            data["date_from"] = today - datetime.timedelta(days=back)
-            data["date_to"] = today - datetime.timedelta(days=forward)
+        quick_range_apply(data, QUICK_RANGES)
         data["per_page"] = data.get("per_page") or 25
         return data
 

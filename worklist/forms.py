@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pacs.views.forms import quick_range_apply
 from worklist.choices import PatientSex, Priority, StepStatus
 from worklist.matching import ITEM_KEYS, SPS_SEQUENCE, STEP_KEYS
 
@@ -86,12 +87,7 @@ class WorklistFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        quick = data.get("range")
-        if quick:
-            today = timezone.localdate()
-            first, last = QUICK_RANGES[quick]
-            data["date_from"] = today + datetime.timedelta(days=first)
-            data["date_to"] = today + datetime.timedelta(days=last)
+        quick_range_apply(data, QUICK_RANGES)
         sort = (data.get("sort") or DEFAULT_SORT).strip()
         data["sort"] = sort if sort.lstrip("-") in SORTS else DEFAULT_SORT
         data["per_page"] = data.get("per_page") or 50

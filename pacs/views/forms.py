@@ -18,14 +18,25 @@ STUDY_SORTS = {
     "description": ["study_description", "id"],
     "received": ["created_at", "id"],
 }
+# Quick date ranges: (first day, last day) as offsets in days from today (negative = past).
 QUICK_RANGES = {
     "today": (0, 0),
-    "yesterday": (1, 1),
-    "7days": (6, 0),
-    "30days": (29, 0),
+    "yesterday": (-1, -1),
+    "7days": (-6, 0),
+    "30days": (-29, 0),
 }
 PAGE_SIZES = (25, 50, 100, 200)
 MODALITIES = ("CR", "CT", "DX", "MG", "MR", "NM", "OT", "PT", "RF", "SC", "SR", "US", "XA")
+
+
+def quick_range_apply(data: dict, ranges: dict[str, tuple[int, int]]) -> None:
+    """Set ``date_from``/``date_to`` of cleaned filter *data* from its quick ``range`` (offsets in *ranges*)."""
+    quick = data.get("range")
+    if quick:
+        today = timezone.localdate()
+        first, last = ranges[quick]
+        data["date_from"] = today + datetime.timedelta(days=first)
+        data["date_to"] = today + datetime.timedelta(days=last)
 
 
 class StudyFilterForm(forms.Form):
@@ -46,12 +57,7 @@ class StudyFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        quick = data.get("range")
-        if quick:
-            today = timezone.localdate()
-            back, forward = QUICK_RANGES[quick]
-            data["date_from"] = today - datetime.timedelta(days=back)
-            data["date_to"] = today - datetime.timedelta(days=forward)
+        quick_range_apply(data, QUICK_RANGES)
         sort = (data.get("sort") or "-date").strip()
         if sort.lstrip("-") not in STUDY_SORTS:
             sort = "-date"
