@@ -111,21 +111,8 @@
     const toggle = event.target.closest(".qr-expand");
     if (!toggle) return;
     const row = toggle.closest("tr");
-    if (toggle.getAttribute("aria-expanded") === "true") {
-      if (row.nextElementSibling?.classList.contains("qr-series-expansion")) row.nextElementSibling.remove();
-      toggle.setAttribute("aria-expanded", "false");
-      toggle.textContent = "▸";
-      return;
-    }
-    toggle.setAttribute("aria-expanded", "true");
-    toggle.textContent = "▾";
-    const expansion = document.createElement("tr");
-    expansion.className = "expansion qr-series-expansion";
-    const cell = document.createElement("td");
-    cell.colSpan = row.children.length;
-    cell.textContent = strings.loading;
-    expansion.appendChild(cell);
-    row.after(expansion);
+    const cell = window.PACS.rowExpansion(toggle, "qr-series-expansion");
+    if (!cell) return;
     const body = new FormData();
     body.append("query", row.closest("[data-query-job]").dataset.queryJob);
     body.append("uid", toggle.dataset.uid);

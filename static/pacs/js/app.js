@@ -2,13 +2,36 @@
 (function () {
   "use strict";
   const strings = JSON.parse(document.getElementById("i18n-strings")?.textContent || "{}");
-  window.PACS = { strings, csrf: csrfToken, escape, poll };
+  window.PACS = { strings, csrf: csrfToken, escape, poll, rowExpansion };
 
   function csrfToken() {
     const input = document.querySelector("input[name=csrfmiddlewaretoken]");
     if (input) return input.value;
     const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  /* A ▸/▾ toggle in a table row: closing removes the expansion row below it and returns null;
+     opening inserts one (class "expansion" plus extraClass) and returns its cell, showing "loading". */
+  function rowExpansion(toggle, extraClass = "") {
+    const row = toggle.closest("tr");
+    if (toggle.getAttribute("aria-expanded") === "true") {
+      const next = row.nextElementSibling;
+      if (next?.classList.contains(extraClass || "expansion")) next.remove();
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.textContent = "▸";
+      return null;
+    }
+    toggle.setAttribute("aria-expanded", "true");
+    toggle.textContent = "▾";
+    const expansion = document.createElement("tr");
+    expansion.className = extraClass ? `expansion ${extraClass}` : "expansion";
+    const cell = document.createElement("td");
+    cell.colSpan = row.children.length;
+    cell.textContent = strings.loading || "…";
+    expansion.appendChild(cell);
+    row.after(expansion);
+    return cell;
   }
 
   function escape(text) {
@@ -71,23 +94,8 @@
   document.addEventListener("click", async (event) => {
     const toggle = event.target.closest(".expand-toggle");
     if (!toggle) return;
-    const row = toggle.closest("tr");
-    const open = toggle.getAttribute("aria-expanded") === "true";
-    if (open) {
-      row.nextElementSibling?.classList.contains("expansion") && row.nextElementSibling.remove();
-      toggle.setAttribute("aria-expanded", "false");
-      toggle.textContent = "▸";
-      return;
-    }
-    toggle.setAttribute("aria-expanded", "true");
-    toggle.textContent = "▾";
-    const expansion = document.createElement("tr");
-    expansion.className = "expansion";
-    const cell = document.createElement("td");
-    cell.colSpan = row.children.length;
-    cell.textContent = strings.loading || "…";
-    expansion.appendChild(cell);
-    row.after(expansion);
+    const cell = rowExpansion(toggle);
+    if (!cell) return;
     try {
       const response = await fetch(toggle.dataset.seriesUrl, { credentials: "same-origin" });
       if (!response.ok) throw new Error(response.status);
