@@ -185,12 +185,10 @@ class _StaleHierarchy(Exception):
 
 
 def _counts_add(series_id: int, study_id: int, patient_id: int, size: int, *, series_created: bool,
-                study_created: bool, series_uid: str | None = None) -> None:
-    series_rows = Series.objects.filter(pk=series_id)
-    if series_uid is not None:
-        series_rows = series_rows.filter(series_instance_uid=series_uid)
-    if not series_rows.update(number_of_series_related_instances=F("number_of_series_related_instances") + 1):
-        raise _StaleHierarchy(series_uid)
+                study_created: bool) -> None:
+    Series.objects.filter(pk=series_id).update(
+        number_of_series_related_instances=F("number_of_series_related_instances") + 1
+    )
     study_updates = {
         "number_of_study_related_instances": F("number_of_study_related_instances") + 1,
         "size_bytes": F("size_bytes") + size,
