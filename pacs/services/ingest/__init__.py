@@ -92,7 +92,8 @@ def instance_ingest(
             return _result(IngestStatus.DUPLICATE, existing["id"], attrs, header, existing["file_size"])
         if existing and config.duplicate_policy == DuplicatePolicy.REJECT:
             raise DuplicateRejected(f"SOP Instance {sop_instance_uid} is already archived (duplicate policy: reject)")
-        storage.free_space_check(config.min_free_mb)
+        if pending is None:  # else checked by _write_early a moment ago
+            storage.free_space_check(config.min_free_mb)
         relative = storage.relative_path_build(
             config.path_template,
             {
