@@ -108,6 +108,8 @@ class PacsRequestHandler(RequestHandler):
         assoc.acse = acse
         assoc._pacs = AssociationState(service=self.server.service, process=self.server.process_key)
         assoc._pacs_reject_reason = ""
+        if self.server.association_setup is not None:
+            self.server.association_setup(assoc)
         return assoc
 
 
@@ -119,6 +121,8 @@ class PacsAssociationServer(ThreadedAssociationServer):
     process_key: str = ""
     allowed_callers: list[tuple[str, str]] | None = None
     reuse_port: bool = False
+    #: The service module's per-association set-up (``association_setup(assoc)``), if it has one.
+    association_setup = None
 
     def server_bind(self) -> None:
         if self.reuse_port and hasattr(socket, "SO_REUSEPORT"):
@@ -400,6 +404,8 @@ class ListenerManager:
                     process_key=self.process_key,
                     allowed=_allowed_callers(config),
                     reuse_port=self.reuse_port,
+                    association_setup=getattr(importlib.import_module(SERVICE_MODULES[config.service]),
+                                              "association_setup", None),
                 ),
                 request_handler=PacsRequestHandler,
             )
@@ -430,10 +436,11 @@ class ListenerManager:
         logger.info("listener stopped service=%s port=%s", running.service, running.port)
 
 
-def _server_class(*, service: str, process_key: str, allowed, reuse_port: bool) -> type:
+def _server_class(*, service: str, process_key: str, allowed, reuse_port: bool, association_setup) -> type:
     """A server subclass carrying this listener's settings (pynetdicom builds the instance)."""
     return type(
         "PacsAssociationServer_" + service,
         (PacsAssociationServer,),
-        {"service": service, "process_key": process_key, "allowed_callers": allowed, "reuse_port": reuse_port},
+        {"service": service, "process_key": process_key, "allowed_callers": allowed, "reuse_port": reuse_port,
+         "association_setup": staticmethod(association_setup) if association_setup else None},
     )

@@ -92,6 +92,25 @@ class PacsAssociationSocket(AssociationSocket):
         return buffer
 
 
+IOV_MAX = 1024
+
+
+def socket_send_all(sock, buffers: list) -> None:
+    """``sendmsg`` every buffer, resuming after partial sends; a socket error is Evt17 as in pynetdicom."""
+    raw = sock.socket
+    try:
+        index = 0
+        while index < len(buffers):
+            sent = raw.sendmsg(buffers[index:index + IOV_MAX])
+            while index < len(buffers) and sent >= len(buffers[index]):
+                sent -= len(buffers[index])
+                index += 1
+            if sent:
+                buffers[index] = memoryview(buffers[index])[sent:]
+    except Exception:  # noqa: BLE001 - pynetdicom's AssociationSocket.send treats any failure the same way
+        sock.event_queue.put("Evt17")  # transport connection closed
+
+
 class _ReactorQueue(queue.Queue):
     """DIMSE message queue whose non-blocking ``get`` (the reactor's poll) waits briefly."""
 

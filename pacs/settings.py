@@ -59,6 +59,9 @@ PACS_MAX_ASSOCIATIONS = env.int("PACS_MAX_ASSOCIATIONS", default=32)
 PACS_OHIF_DIR = Path(env.str("PACS_OHIF_DIR", default=str(BASE_DIR / "ohif" / "dist"))).resolve()
 # Maximum PDU size we receive (bytes); large PDUs cut per-PDU overhead.
 PACS_MAX_PDU = env.int("PACS_MAX_PDU", default=1_048_576)
+# C-STORE on the storage listener read and answered by dimse.handlers.storage_wire
+# (False: pynetdicom's own message handling, several times the CPU per instance).
+PACS_STORE_WIRE = env.bool("PACS_STORE_WIRE", default=True)
 # Refuse storage (0xA700) when free space on the archive falls below this.
 PACS_MIN_FREE_MB = env.int("PACS_MIN_FREE_MB", default=1024)
 # Archive path template (placeholders: see pacs.storage.PATH_PLACEHOLDERS).

@@ -129,7 +129,8 @@ def _fsync_dir(directory: Path) -> None:
 def temp_path_new(suffix: str = ".part") -> Path:
     """A fresh temp path on the archive volume (so ``rename`` into place is atomic)."""
     temp_dir = Path(settings.PACS_STORAGE_ROOT) / ".tmp"
-    temp_dir.mkdir(parents=True, exist_ok=True)
+    if not temp_dir.is_dir():
+        temp_dir.mkdir(parents=True, exist_ok=True)
     return temp_dir / f"{uuid.uuid4().hex}{suffix}"
 
 
@@ -167,7 +168,7 @@ def temp_discard(pending: Future) -> None:
 
 
 def _temp_write_here(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
-    return _temp_file_write(data), _md5_hex(data)
+    return temp_write(data)  # the MD5 on another worker meanwhile: it is as long as the write and fsync
 
 
 def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:

@@ -1,4 +1,4 @@
-"""dimse.handlers.query_retrieve.encoding and .wire: encodings equal pynetdicom's/pydicom's, its PDUs decode, big files stream.
+"""dimse.encoding and .wire: encodings equal pynetdicom's/pydicom's, its PDUs decode, big files stream.
 
 The fast paths replace pynetdicom's per-message encoding on the Q/R listener;
 these tests pin them to the reference encoders byte for byte, then run real
@@ -21,8 +21,9 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet
 
+from dimse import encoding
 from dimse.db import uses_db
-from dimse.handlers.query_retrieve import encoding, wire
+from dimse.handlers.query_retrieve import wire
 from pacs import matching
 from pacs.models import Study
 from tests import dicom_factories as f
@@ -61,6 +62,20 @@ def test_retrieve_responses_encode_as_pynetdicom_does(primitive_class, message_c
     assert encoding.response_command(final) == _reference(message_class, final)
     final.ErrorComment = "comment"
     assert encoding.response_command(final) is None  # left to pynetdicom
+
+
+@pytest.mark.parametrize("status, comment", [(0x0000, ""), (0xA900, "Missing required attribute SeriesInstanceUID")])
+def test_store_response_encodes_as_pynetdicom_does(status, comment):
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = 65535
+    response.AffectedSOPClassUID = CT
+    response.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+    response.Status = status
+    if comment:
+        response.ErrorComment = comment
+    ours = encoding.store_response_command(CT, "1.2.826.0.1.3680043.8.498.1", msg_id=65535, status=status,
+                                           comment=comment)
+    assert ours == _reference(C_STORE_RSP, response)
 
 
 def test_find_response_and_store_request_encode_as_pynetdicom_does():

@@ -22,7 +22,7 @@ sends itself (final responses, release, abort) is kept.
 
 Implicit and explicit VR little endian only; other syntaxes (deflate, big
 endian) keep pynetdicom's path.  The encoders themselves are in
-:mod:`~dimse.handlers.query_retrieve.encoding`.
+:mod:`~dimse.encoding`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 
-from dimse.handlers.query_retrieve.encoding import (
+from dimse.encoding import (
     DATA_SET,
     WireError,
     command_set,
@@ -54,6 +54,7 @@ from dimse.handlers.query_retrieve.encoding import (
     store_response,
 )
 from dimse.statuses import PENDING, PROCESSING_FAILURE
+from dimse.transport import socket_send_all
 from pacs.matching import identifier_dataset
 
 #: Syntaxes whose identifiers this module encodes itself.
@@ -88,7 +89,7 @@ class Wire:
         the data in Python, no new 512 KiB allocation per instance.
         """
         if self.file is None:
-            _send_all(sock, self.parts)
+            socket_send_all(sock, self.parts)
             return
         step = max(self.max_pdu - 6, 1) if self.max_pdu else FILE_BLOCK_BYTES
         block = max(FILE_BLOCK_BYTES // step, 1) * step
@@ -102,7 +103,7 @@ class Wire:
             parts, remaining = self.parts, self.length
             if remaining <= 0:  # an empty data set still ends with a last fragment
                 fragments(parts, self.context_id, b"", command=False, max_pdu=self.max_pdu)
-                _send_all(sock, parts)
+                socket_send_all(sock, parts)
             while remaining > 0:
                 size = self.file.readinto(view[:min(block, remaining, len(view))])
                 if not size:
@@ -112,29 +113,10 @@ class Wire:
                     inner_fragments(parts, self.context_id, view[:size], step)
                 else:
                     fragments(parts, self.context_id, view[:size], command=False, max_pdu=self.max_pdu)
-                _send_all(sock, parts)
+                socket_send_all(sock, parts)
                 parts = []
         finally:
             self.file.close()
-
-
-_IOV_MAX = 1024
-
-
-def _send_all(sock, buffers: list) -> None:
-    """``sendmsg`` every buffer, resuming after partial sends; a socket error is Evt17 as in pynetdicom."""
-    raw = sock.socket
-    try:
-        index = 0
-        while index < len(buffers):
-            sent = raw.sendmsg(buffers[index:index + _IOV_MAX])
-            while index < len(buffers) and sent >= len(buffers[index]):
-                sent -= len(buffers[index])
-                index += 1
-            if sent:
-                buffers[index] = memoryview(buffers[index])[sent:]
-    except Exception:  # noqa: BLE001 - pynetdicom's AssociationSocket.send treats any failure the same way
-        sock.event_queue.put("Evt17")  # transport connection closed
 
 
 class RawData(P_DATA):

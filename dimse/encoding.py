@@ -1,10 +1,11 @@
-"""Encoding of the Q/R hot messages without pydicom (PS3.5 7.1, PS3.7 6.3 and E, PS3.8 9.3.5 and E.2).
+"""DIMSE messages without pydicom (PS3.5 7.1, PS3.7 6.3 and E, PS3.8 9.3.5 and E.2).
 
-Data elements in little endian (implicit or explicit VR), DIMSE command sets,
-P-DATA-TF framing, and the reading of a C-STORE response command.  Used by
-:mod:`~dimse.handlers.query_retrieve.wire`; every encoder is pinned byte for
-byte to pynetdicom's/pydicom's by ``tests/dimse/test_qr_wire.py``.
-"""
+Data elements in little endian (implicit or explicit VR), DIMSE command sets
+(encoding and reading) and P-DATA-TF framing, for the hot paths that bypass
+pynetdicom's per-message pydicom work: the Q/R sub-operations
+(:mod:`~dimse.handlers.query_retrieve.wire`) and C-STORE on the storage
+listener (:mod:`~dimse.handlers.storage_wire`).  Every encoder is pinned byte
+for byte to pynetdicom's/pydicom's by ``tests/dimse/test_qr_wire.py``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ _COMMAND_ELEMENTS = {
     "Priority": (0x00000700, "US"),
     "CommandDataSetType": (0x00000800, "US"),
     "Status": (0x00000900, "US"),
+    "ErrorComment": (0x00000902, "LO"),
     "AffectedSOPInstanceUID": (0x00001000, "UI"),
     "NumberOfRemainingSuboperations": (0x00001020, "US"),
     "NumberOfCompletedSuboperations": (0x00001021, "US"),
@@ -166,6 +168,23 @@ def response_command(primitive) -> bytes | None:
     return command_set(fields)
 
 
+def command_fields(data, start: int = 0) -> dict[int, bytes] | None:
+    """``{element: value bytes}`` of a whole command set (implicit VR LE, group 0000; PS3.7 6.3.1).
+
+    ``None`` when the bytes are not exactly a sequence of group 0000 elements.
+    """
+    fields: dict[int, bytes] = {}
+    position, end = start, len(data)
+    while position + 8 <= end:
+        group, elem, length = struct.unpack_from("<HHI", data, position)
+        position += 8
+        if group != 0 or position + length > end:
+            return None
+        fields[elem] = bytes(data[position:position + length])
+        position += length
+    return fields if position == end else None
+
+
 def store_response(primitive) -> tuple[int, C_STORE] | None:
     """``(context ID, C-STORE response)`` of a P-DATA holding a whole C-STORE-RSP command, else ``None``.
 
@@ -179,16 +198,8 @@ def store_response(primitive) -> tuple[int, C_STORE] | None:
     context_id, data = values[0]
     if not data or data[0] != COMMAND_LAST:
         return None
-    fields: dict[int, bytes] = {}
-    position, end = 1, len(data)
-    while position + 8 <= end:
-        group, elem, length = struct.unpack_from("<HHI", data, position)
-        position += 8
-        if group != 0 or position + length > end:
-            return None
-        fields[elem] = data[position:position + length]
-        position += length
-    if position != end or fields.get(0x0100) != b"\x01\x80" or fields.get(0x0800) != b"\x01\x01":
+    fields = command_fields(data, 1)
+    if fields is None or fields.get(0x0100) != b"\x01\x80" or fields.get(0x0800) != b"\x01\x01":
         return None
     if 0x0901 in fields or len(fields.get(0x0900, b"")) != 2 or len(fields.get(0x0120, b"")) != 2:
         return None
@@ -216,4 +227,14 @@ def store_request_command(sop_class: str, sop_instance: str, *, msg_id: int, pri
         "CommandDataSetType": DATA_SET, "AffectedSOPInstanceUID": sop_instance,
         "MoveOriginatorApplicationEntityTitle": (originator_aet or "").strip() or None,
         "MoveOriginatorMessageID": originator_id,
+    })
+
+
+def store_response_command(sop_class: str, sop_instance: str, *, msg_id: int, status: int,
+                           comment: str = "") -> bytes:
+    """The command set of a C-STORE-RSP (PS3.7 9.3.1.2), with an Error Comment on a failure."""
+    return command_set({
+        "AffectedSOPClassUID": sop_class, "CommandField": 0x8001, "MessageIDBeingRespondedTo": msg_id,
+        "CommandDataSetType": NODATA_SET, "Status": status, "AffectedSOPInstanceUID": sop_instance,
+        "ErrorComment": comment.encode("ascii", "replace").decode("ascii")[:64] or None,
     })
