@@ -210,16 +210,40 @@ def temp_copy(source: Path) -> tuple[Path, str, int]:
 def file_commit(temp: Path, relative: str) -> Path:
     """Atomically move the fsynced *temp* file to *relative* in the archive.
 
-    The directory entry is fsynced too (``PACS_SYNC=full``, the default), so the
-    file survives a power cut once this returns.  An existing file at the
+    The directory entries are fsynced too (``PACS_SYNC=full``, the default), so
+    the file survives a power cut once this returns.  An existing file at the
     destination is replaced atomically.
     """
-    final = absolute_path(relative)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp, final)
-    if settings.PACS_SYNC == "full":
-        _fsync_dir(final.parent)
+    final, directories = file_place(temp, relative)
+    directories_sync(directories)
     return final
+
+
+def file_place(temp: Path, relative: str) -> tuple[Path, set[Path]]:
+    """Rename the fsynced *temp* file to *relative*; the file and the directories to fsync for it.
+
+    Those are the file's folder and the parent of every folder created for
+    it (a new series folder is an entry in its study folder).  The caller
+    fsyncs them with :func:`directories_sync` - several files at once when
+    ingest commits a group.
+    """
+    final = absolute_path(relative)
+    directories = {final.parent}
+    if not final.parent.is_dir():
+        missing = final.parent
+        while not missing.parent.is_dir():
+            missing = missing.parent
+        final.parent.mkdir(parents=True, exist_ok=True)
+        directories.update(p.parent for p in (final.parent, *final.parent.parents) if missing in (p, *p.parents))
+    os.replace(temp, final)
+    return final, directories
+
+
+def directories_sync(directories: set[Path]) -> None:
+    """fsync directory entries (``PACS_SYNC=full``; a no-op with ``PACS_SYNC=file``)."""
+    if settings.PACS_SYNC == "full":
+        for directory in directories:
+            _fsync_dir(directory)
 
 
 def file_remove(path: Path) -> None:

@@ -8,9 +8,11 @@ print composition and retrieval.  Order of work (all or nothing):
 2. validate the required attributes and UIDs (a UID never reaches a path
    unchecked) and apply the duplicate policy;
 3. check free space, write the received bytes unchanged to a temp file on the
-   archive volume, fsync, rename into place, fsync the directory;
-4. upsert Patient -> Study -> Series -> Instance and the denormalised counts
-   in one transaction; if it fails, the new file is removed again.
+   archive volume, fsync, rename into place;
+4. fsync the directory, upsert Patient -> Study -> Series -> Instance and the
+   denormalised counts in one transaction - both shared with the instances
+   other associations finish at the same moment (:mod:`.commit`); if it fails,
+   the new file is removed again.
 
 So a caller that gets an ``IngestResult`` back may answer Success: file and row
 are both durable.  Errors are :mod:`pacs.exceptions` carrying a DICOM status.
@@ -31,6 +33,7 @@ from pacs.charsets import TextDecoder
 from pacs.choices import Compression, DuplicatePolicy, IngestStatus
 from pacs.exceptions import DuplicateRejected, OutOfResources, PacsError, ProcessingFailure
 from pacs.services.config import archive_config_get
+from pacs.services.ingest.commit import group_commit
 from pacs.services.ingest.index import index_upsert, instance_existing
 from pacs.services.ingest.parse import (
     UNCOMPRESSED_SYNTAXES,
@@ -127,7 +130,7 @@ def instance_ingest(
         if existing and preexisting:
             backup = final.with_name(final.name + ".replaced")
             os.replace(final, backup)
-        storage.file_commit(temp, relative)
+        _, directories = storage.file_place(temp, relative)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         if backup:
@@ -135,7 +138,7 @@ def instance_ingest(
         raise ProcessingFailure(f"Cannot write to the archive: {exc.strerror or exc}") from exc
 
     try:
-        instance_id = index_upsert(
+        instance_id = group_commit.run(directories, lambda: index_upsert(
             attrs=attrs,
             header=header,
             relative=relative,
@@ -143,7 +146,7 @@ def instance_ingest(
             origin=origin,
             update_attributes=config.update_attributes,
             replace_id=existing["id"] if existing else None,
-        )
+        ))
     except IntegrityError:
         # Lost a race with another association storing the same SOP Instance:
         # the file at this path is that instance, so it stays.
@@ -157,6 +160,9 @@ def instance_ingest(
     except PacsError:
         _undo(final, backup, preexisting)
         raise
+    except OSError as exc:  # the directory fsync
+        _undo(final, backup, preexisting)
+        raise ProcessingFailure(f"Cannot write to the archive: {exc.strerror or exc}") from exc
     except Exception as exc:
         _undo(final, backup, preexisting)
         logger.exception("ingest index failure sop_instance_uid=%s", sop_instance_uid)

@@ -1,0 +1,118 @@
+"""Group commit: the last, durable step of ingest shared by the instances that reach it together.
+
+Every archived instance needs its directory entries fsynced and its index row
+committed (a WAL flush) before Success may be answered: two flushes of the disk
+cache, ~0.6-2 ms each on the machines measured, on top of the file's own.  When
+several associations store at once (and runscp serves each in its own thread),
+the instances that arrive while a commit is flushing wait and then go in *one*
+directory fsync per folder and *one* transaction: the flushes are shared
+instead of queued one after the other.
+
+There is no timer and no committer thread: the first instance to arrive leads
+(runs the group in its own thread, on its own database connection); the others
+queue.  When its group is done the leader hands the queue to the first waiter,
+which leads the next group, so no association serves the others for long.  A
+lone association leads every time and pays nothing extra.
+
+Each instance's index work runs in its own savepoint, so one instance's
+failure is its own; a failed commit or directory fsync
+fails every instance of the group, whose callers then remove their files.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from django.db import transaction
+
+from pacs import storage
+
+T = TypeVar("T")
+
+
+class _Entry(Generic[T]):
+    __slots__ = ("directories", "error", "finished", "lead", "result", "wake", "work")
+
+    def __init__(self, directories: set[Path], work: Callable[[], T]) -> None:
+        self.directories, self.work = directories, work
+        self.wake = threading.Event()  # set when its group is done, or when it is to lead
+        self.lead = self.finished = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Runs ``work`` for each caller inside a shared transaction after a shared directory fsync."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Entry] = []
+        self._leading = False
+
+    def run(self, directories: set[Path], work: Callable[[], T]) -> T:
+        """fsync *directories*, then run *work* (index writes) and commit; return its result.
+
+        Raises what *work* raised, or the error of the shared fsync/commit.
+        """
+        entry: _Entry[T] = _Entry(directories, work)
+        with self._lock:
+            self._queue.append(entry)
+            if not self._leading:
+                self._leading = entry.lead = True
+        if not entry.lead:
+            entry.wake.wait()
+        if not entry.finished:  # leading a group that holds this entry (and whoever queued meanwhile)
+            self._lead()
+        if entry.error is not None:
+            raise entry.error
+        return entry.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue, []
+        try:
+            _commit(group)
+        finally:
+            with self._lock:
+                for entry in group:
+                    entry.finished = True
+                    entry.wake.set()
+                if self._queue:  # the next group is led by its first caller
+                    self._queue[0].lead = True
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
+
+
+def _commit(group: list[_Entry]) -> None:
+    try:
+        storage.directories_sync(set().union(*(entry.directories for entry in group)))
+    except OSError as exc:
+        for entry in group:
+            entry.error = exc
+        return
+    if len(group) == 1:  # the work opens its own transaction
+        entry = group[0]
+        try:
+            entry.result = entry.work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
+            entry.error = exc
+        return
+    try:
+        with transaction.atomic():
+            for entry in group:
+                try:
+                    with transaction.atomic():  # a savepoint: a failure undoes this entry's writes only
+                        entry.result = entry.work()
+                except Exception as exc:  # noqa: BLE001 - handed to the caller, who decides
+                    entry.error = exc
+    except Exception as exc:  # noqa: BLE001 - the commit itself failed: nothing of the group is stored
+        for entry in group:
+            if entry.error is None:
+                entry.error, entry.result = exc, None
+
+
+group_commit = GroupCommit()

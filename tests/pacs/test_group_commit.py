@@ -1,0 +1,66 @@
+"""Ingest's group commit (pacs.services.ingest.commit) with real threads on the real database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from pacs.models import Patient
+from pacs.services.ingest.commit import GroupCommit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_concurrent_callers_share_groups_and_each_gets_its_own_outcome(storage_root):
+    group = GroupCommit()
+    callers = 12
+    start = threading.Barrier(callers)
+    ran_in: dict[int, int] = {}
+    outcomes: dict[int, object] = {}
+    first_running = threading.Event()
+
+    def work(index: int):
+        ran_in[index] = threading.get_ident()
+        if not first_running.is_set():
+            first_running.set()
+            time.sleep(0.3)  # the first group flushes slowly: the others queue behind it
+        if index == 5:
+            Patient.objects.create(patient_id="P5")
+            raise ValueError("instance 5 is refused")
+        return Patient.objects.create(patient_id=f"P{index}").pk
+
+    def caller(index: int) -> None:
+        start.wait()
+        try:
+            outcomes[index] = (threading.get_ident(), group.run({storage_root}, lambda: work(index)))
+        except ValueError as exc:
+            outcomes[index] = (threading.get_ident(), exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert isinstance(outcomes[5][1], ValueError)
+    stored = dict(Patient.objects.values_list("pk", "patient_id"))
+    for index in set(range(callers)) - {5}:
+        assert stored[outcomes[index][1]] == f"P{index}"
+    assert "P5" not in stored.values()  # its savepoint was rolled back, the group's commit kept the others
+    led_by_others = [i for i in range(callers) if ran_in[i] != outcomes[i][0]]
+    assert led_by_others, "no caller's work ran in another caller's group"
+
+
+def test_a_failed_directory_fsync_fails_the_group_and_runs_no_work(storage_root):
+    group = GroupCommit()
+    ran = []
+    with pytest.raises(OSError):
+        group.run({storage_root / "missing-folder"}, lambda: ran.append(1))
+    assert ran == []
+    assert group.run({Path(storage_root)}, lambda: 42) == 42  # the next caller leads normally
