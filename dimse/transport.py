@@ -15,7 +15,7 @@ Here the waits become blocking waits that wake on the event itself:
   primitive is queued for sending (bounded by :data:`POLL_SECONDS` so
   timers and kill requests are still seen promptly);
 * the acceptor's reactor blocks on its DIMSE message queue for up to
-  :data:`POLL_SECONDS` instead of sleeping before a non-blocking read, and
+  :data:`REACTOR_POLL_SECONDS` instead of sleeping before a non-blocking read, and
   the peer's A-RELEASE-RQ ends that wait (found by the Q/R work: findscu
   54 -> 42 ms end to end).
   Only acceptor associations get this: a requestor's ``send_*`` calls pause
@@ -35,12 +35,15 @@ import select
 import socket
 
 from pydicom.uid import UID
-from pynetdicom.pdu_primitives import A_RELEASE
+from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 
-#: Longest a waiting thread sleeps before re-checking timers and kill flags.
+#: Longest the DUL thread sleeps before re-checking timers and kill flags.
 POLL_SECONDS = 0.01
+#: Longest an acceptor's reactor waits for a DIMSE message before its checks (network
+#: timeout, dead DUL): release, abort and closed connections wake it at once.
+REACTOR_POLL_SECONDS = 0.1
 
 
 class PacsAssociationSocket(AssociationSocket):
@@ -116,7 +119,7 @@ class _ReactorQueue(queue.Queue):
 
     def get(self, block: bool = True, timeout: float | None = None):
         if not block:
-            return super().get(True, POLL_SECONDS)
+            return super().get(True, REACTOR_POLL_SECONDS)
         return super().get(block, timeout)
 
 
@@ -138,12 +141,12 @@ def association_low_latency(assoc, *, acceptor: bool) -> None:
         assoc.dimse.msg_queue = msg_queue = _ReactorQueue()
         # The reactor looks for the peer's A-RELEASE-RQ only when its wait on
         # the DIMSE queue ends: an empty (None, None) item - what pynetdicom
-        # itself queues on an abort - ends it at once.
+        # itself queues on an abort (AA-2/3/4) - ends it at once.
         to_user_put = dul.to_user_queue.put
 
         def put_and_wake(item, *args, **kwargs) -> None:
             to_user_put(item, *args, **kwargs)
-            if isinstance(item, A_RELEASE):
+            if isinstance(item, (A_RELEASE, A_ABORT, A_P_ABORT)):
                 msg_queue.put((None, None))
 
         dul.to_user_queue.put = put_and_wake

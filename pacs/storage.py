@@ -150,25 +150,27 @@ def temp_write(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
 
 
 def temp_write_background(data: bytes | bytearray | memoryview) -> Future:
-    """Start :func:`temp_write` on a worker thread; the future yields ``(path, md5)``.
+    """Start writing *data* to a new fsynced temp file on a worker thread; the future yields its path.
 
     Ingest starts the write as soon as the bytes arrive and parses the header
-    meanwhile.  A caller that then refuses the instance calls :func:`temp_discard`.
+    and computes the checksum (:func:`checksum`) meanwhile.  A caller that then
+    refuses the instance calls :func:`temp_discard`.
     """
-    return _writers.submit(_temp_write_here, data)
+    return _writers.submit(_temp_file_write, data)
 
 
 def temp_discard(pending: Future) -> None:
     """Wait for a background temp write and remove its file."""
     try:
-        temp, _ = pending.result()
+        temp = pending.result()
     except OSError:
         return  # nothing was left: _temp_file_write removes a failed file
     temp.unlink(missing_ok=True)
 
 
-def _temp_write_here(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
-    return temp_write(data)  # the MD5 on another worker meanwhile: it is as long as the write and fsync
+def checksum(data: bytes | bytearray | memoryview) -> str:
+    """The MD5 hex digest stored for an archived file (``hashlib`` releases the GIL while hashing)."""
+    return _md5_hex(data)
 
 
 def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:

@@ -115,7 +115,8 @@ def instance_ingest(
         raise
     try:
         if pending is not None:
-            temp, checksum = pending.result()
+            checksum = storage.checksum(source)  # while the worker writes and fsyncs
+            temp = pending.result()
         elif header.data is not None:
             temp, checksum = storage.temp_write(header.data)
         else:
@@ -194,9 +195,10 @@ def instance_ingest(
 def _write_early(source: bytes | bytearray | memoryview | str | Path, min_free_mb: int) -> Future | None:
     """Start writing received Part 10 bytes to a temp file while the header is parsed.
 
-    The bytes are archived unchanged, so the write does not depend on the parse;
-    overlapping the two takes the write, MD5 and fsync off the critical path of a
-    C-STORE round trip.  Bare datasets (re-encoded after parsing), files (copied)
+    The bytes are archived unchanged, so the write does not depend on the parse:
+    a worker writes and fsyncs while this thread parses, checks for a duplicate
+    and computes the MD5, which takes the disk's latency off the critical path
+    of a C-STORE round trip.  Bare datasets (re-encoded after parsing), files (copied)
     and a volume below its floor (refused after the duplicate check) go the
     sequential way.
     """

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pydicom import dcmread
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
@@ -257,9 +258,18 @@ def _int(value: object) -> int | None:
 
 def _element(ds: Dataset, keyword: str) -> object:
     try:
-        return ds.get(keyword)
+        element = ds.get(_TAGS[keyword])  # by tag: the element itself, without the keyword lookup
     except Exception:  # a malformed value of an optional attribute is not fatal
         return None
+    return None if element is None else element.value
+
+
+_TAGS = {keyword_for_tag(tag): tag for tag in INDEXED_TAGS}
+
+
+def _uid(ds: Dataset, tag: int) -> str:
+    element = ds.get(tag)
+    return (element.value or "") if element is not None else ""
 
 
 def cut(value: str, length: int) -> str:
@@ -270,7 +280,7 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
     """Extract and validate the indexed attributes of *ds*."""
     try:
         uids = {
-            key: str(ds.get(key, "") or "").strip()
+            key: str(_uid(ds, _TAGS[key])).strip()
             for key in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
         }
     except Exception as exc:
