@@ -6,6 +6,10 @@ server sends them with DCMTK ``storescu`` over one association and over four
 parallel associations, printing instances/s, MB/s and the server's peak RSS.
 
     .venv/bin/python bench/bench_store.py [--count 500] [--no-orthanc] [--processes N] [--sync full|file]
+                                          [--rounds 3]
+
+Servers alternate within each round and the table shows the median round:
+on a shared virtual disk the flush latency drifts by 2x within minutes.
 
 Both DCMTK and Orthanc get ``TCP_NODELAY=1`` (otherwise every DIMSE message
 waits ~40 ms for a delayed ACK).  Everything runs on loopback.
@@ -86,6 +90,25 @@ def wait_echo(port: int, aet: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{aet} on port {port} did not answer C-ECHO")
 
 
+def wait_listeners(port: int, count: int, timeout: float = 60) -> None:
+    """Wait until *count* sockets listen on *port* (runscp's worker processes each bind their own)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        if len(out.splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"fewer than {count} processes listen on port {port}")
+
+
+def fresh(work: Path) -> None:
+    """An empty work folder on a quiet disk: the previous run's deletes (online discard) settle first."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.sync()
+    time.sleep(3)
+
+
 def peak_rss_mb(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -131,30 +154,28 @@ class OurServer:
 
     def __init__(self, work: Path, processes: int, sync: str = "full") -> None:
         self.work, self.processes, self.sync = work, processes, sync
-        if sync != "full":
-            self.name = f"this PACS (runscp, PACS_SYNC={sync})"
+        self.name = f"this PACS (runscp --workers {processes}" + (f", PACS_SYNC={sync})" if sync != "full" else ")")
 
     def __enter__(self):
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
+        fresh(self.work)
         env = {**ENV, "PACS_DATA_DIR": str(self.work), "PACS_MIN_FREE_MB": "100", "PACS_SYNC": self.sync,
                "DATABASE_URL": ""}
         py = str(ROOT / ".venv" / "bin" / "python")
         subprocess.run([py, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         self.port = free_port()
+        # As `make run` starts it: one runscp, --workers processes sharing the port.
         args = [py, "manage.py", "runscp", "--bind", "127.0.0.1", "--services", "storage",
-                "--storage-port", str(self.port)]
-        if self.processes > 1:
-            args.append("--reuse-port")
-        self.procs = [
-            subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(self.processes)
-        ]
+                "--storage-port", str(self.port), "--workers", str(self.processes)]
+        self.procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)]
         wait_echo(self.port, self.aet)
+        wait_listeners(self.port, self.processes)
         return self
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        parent = self.procs[0].pid
+        children = Path(f"/proc/{parent}/task/{parent}/children")
+        return [parent, *(int(pid) for pid in children.read_text().split())] if children.exists() else [parent]
 
     def count(self) -> int:
         import sqlite3
@@ -177,8 +198,7 @@ class Orthanc:
         self.work = work
 
     def __enter__(self):
-        shutil.rmtree(self.work, ignore_errors=True)
-        self.work.mkdir(parents=True)
+        fresh(self.work)
         self.port, http = free_port(), free_port()
         config = {
             "Name": "bench", "StorageDirectory": str(self.work / "db"), "IndexDirectory": str(self.work / "db"),
@@ -229,23 +249,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--no-orthanc", action="store_true")
-    parser.add_argument("--processes", type=int, default=1, help="runscp processes sharing the port")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="runscp --workers (default 2, as make run starts it)")
     parser.add_argument("--sync", choices=["full", "file"], default="full", help="PACS_SYNC of this PACS")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds, servers alternated within each; the table shows medians")
     args = parser.parse_args()
     paths = generate(OUT / "ct", args.count)
     total_mb = sum(p.stat().st_size for p in paths) / 1e6
     print(f"{len(paths)} instances, {total_mb:.0f} MB", flush=True)
     work = Path(tempfile.mkdtemp(prefix="pacs-bench-", dir=OUT))
+    servers = [lambda: OurServer(work / "pacs", args.processes, args.sync)]
+    if not args.no_orthanc and shutil.which("Orthanc"):
+        servers.append(lambda: Orthanc(work / "orthanc"))
+    rows = []
     try:
-        rows = measure(lambda: OurServer(work / "pacs", args.processes, args.sync), paths, total_mb)
-        if not args.no_orthanc and shutil.which("Orthanc"):
-            rows += measure(lambda: Orthanc(work / "orthanc"), paths, total_mb)
+        for _ in range(args.rounds):
+            for factory in servers:
+                rows += measure(factory, paths, total_mb)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("\n| server | associations | instances/s | MB/s | peak RSS MB |\n|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['server']} | {row['associations']} | {row['instances_per_s']} | {row['mb_per_s']} | "
-              f"{row['peak_rss_mb']} |")
+    print("\n| server | associations | instances/s (median) | each round | MB/s | peak RSS MB |\n"
+          "|---|---|---|---|---|---|")
+    for key in dict.fromkeys((row["server"], row["associations"]) for row in rows):
+        runs = [row for row in rows if (row["server"], row["associations"]) == key]
+        middle = sorted(runs, key=lambda row: row["instances_per_s"])[len(runs) // 2]
+        each = ", ".join(str(row["instances_per_s"]) for row in runs)
+        print(f"| {key[0]} | {key[1]} | {middle['instances_per_s']} | {each} | {middle['mb_per_s']} | "
+              f"{max(row['peak_rss_mb'] for row in runs)} |")
 
 
 if __name__ == "__main__":
