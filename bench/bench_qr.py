@@ -11,7 +11,9 @@
 Our 10,000 index rows are bulk-created directly (bench only: the archive's
 write path is ``instance_ingest``); the 100 CT instances are ingested for real.
 Orthanc gets the same 10,000 studies (as tiny instances via storescu) and the
-same 100 CT files.  Usage::
+same 100 CT files.  Both servers run at once and are called in turn (one
+call of each measure per round), so a drift of the shared machine reaches
+both alike; medians are reported.  Usage::
 
     .venv/bin/python bench/bench_qr.py [--studies 10000] [--instances 100] [--runs 15] [--retrieves 5] [--no-orthanc]
 """
@@ -19,6 +21,7 @@ same 100 CT files.  Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -235,41 +239,39 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def measure(server, work: Path, plan: list[dict], ct_study_uid: str, instances: int, runs: int,
-            retrieves: int) -> dict:
-    load_before = load_average()
+def measure_round(server, work: Path, plan: list[dict], ct_study_uid: str, instances: int, index: int, *,
+                  find: bool, retrieve: bool, times: dict) -> None:
+    """One call of each measure on *server*, appended to *times* (label -> seconds)."""
     patient = plan[len(plan) // 2]
     queries = {
         "PatientID": ["-k", f"PatientID={patient['patient_id']}"],
         "PatientName wildcard": ["-k", f"PatientName={patient['name'][:-1]}*"],
         "StudyDate month range": ["-k", "StudyDate=20200101-20200131"],
     }
-    out = {}
-    for label, keys in queries.items():
-        times = []
-        for _ in range(runs):
-            times.append(timed(["findscu", "-S", "-aet", SCU, "-aec", server.aet, "-k", "QueryRetrieveLevel=STUDY",
-                                "-k", "StudyInstanceUID", "-k", "AccessionNumber", *keys, "127.0.0.1",
-                                server.port]))
-        out[f"C-FIND {label} (ms/call)"] = statistics.median(times) * 1000
-    get_times, move_times = [], []
-    for i in range(retrieves):
-        target = work / f"get-{server.aet}-{i}"
+    if find:
+        for label, keys in queries.items():
+            times[f"C-FIND {label} (ms/call)"].append(timed([
+                "findscu", "-S", "-aet", SCU, "-aec", server.aet, "-k", "QueryRetrieveLevel=STUDY",
+                "-k", "StudyInstanceUID", "-k", "AccessionNumber", *keys, "127.0.0.1", server.port]))
+    if retrieve:
+        target = work / f"get-{server.aet}-{index}"
         target.mkdir(parents=True)
-        get_times.append(timed(["getscu", "-S", "-aet", SCU, "-aec", server.aet, "-od", target,
-                                "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={ct_study_uid}",
-                                "127.0.0.1", server.port]))
+        times["C-GET (instances/s)"].append(timed([
+            "getscu", "-S", "-aet", SCU, "-aec", server.aet, "-od", target, "-k", "QueryRetrieveLevel=STUDY",
+            "-k", f"StudyInstanceUID={ct_study_uid}", "127.0.0.1", server.port]))
         received = len(list(target.iterdir()))
         if received != instances:
             raise RuntimeError(f"{server.name} C-GET delivered {received} of {instances}")
         shutil.rmtree(target)
-        move_times.append(timed(["movescu", "-S", "-aet", SCU, "-aec", server.aet, "-aem", "BENCHRCV",
-                                 "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={ct_study_uid}",
-                                 "127.0.0.1", server.port]))
-    out["C-GET (instances/s)"] = instances / statistics.median(get_times)
-    out["C-MOVE (instances/s)"] = instances / statistics.median(move_times)
-    out["load average before / after"] = f"{load_before:.2f} / {load_average():.2f}"
-    return out
+        times["C-MOVE (instances/s)"].append(timed([
+            "movescu", "-S", "-aet", SCU, "-aec", server.aet, "-aem", "BENCHRCV", "-k", "QueryRetrieveLevel=STUDY",
+            "-k", f"StudyInstanceUID={ct_study_uid}", "127.0.0.1", server.port]))
+
+
+def summarize(times: dict, instances: int) -> dict:
+    """Medians: milliseconds per C-FIND call, instances per second for the retrieves."""
+    return {label: (statistics.median(values) * 1000 if label.endswith("(ms/call)")
+                    else instances / statistics.median(values)) for label, values in times.items()}
 
 
 def _cell(value) -> str:
@@ -288,7 +290,6 @@ def main() -> None:
     receiver_port = free_port()
     receiver = subprocess.Popen(["storescp", "--ignore", "-aet", "BENCHRCV", str(receiver_port)], env=ENV,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results = {}
     try:
         wait_echo(receiver_port, "BENCHRCV")
         plan = index_plan(args.studies)
@@ -296,13 +297,22 @@ def main() -> None:
         from pydicom import dcmread
 
         ct_study_uid = dcmread(ct_paths[0], stop_before_pixels=True).StudyInstanceUID
-        with Pacs(work / "pacs", plan, ct_paths, receiver_port) as pacs:
-            results[pacs.name] = measure(pacs, work, plan, ct_study_uid, args.instances, args.runs,
-                                         args.retrieves)
+        servers = [Pacs(work / "pacs", plan, ct_paths, receiver_port)]
         if not args.no_orthanc and shutil.which("Orthanc"):
-            with Orthanc(work / "orthanc", plan, ct_paths, receiver_port) as orthanc:
-                results[orthanc.name] = measure(orthanc, work, plan, ct_study_uid, args.instances, args.runs,
-                                                 args.retrieves)
+            servers.append(Orthanc(work / "orthanc", plan, ct_paths, receiver_port))
+        with contextlib.ExitStack() as stack:
+            running = [stack.enter_context(server) for server in servers]
+            # Both servers up at once and called in turn: a drift of the shared machine
+            # (disk flush latency, neighbours' load) reaches both alike.
+            times = {server.name: defaultdict(list) for server in running}
+            load_before = load_average()
+            for index in range(max(args.runs, args.retrieves)):
+                for server in running:
+                    measure_round(server, work, plan, ct_study_uid, args.instances, index, find=index < args.runs,
+                                  retrieve=index < args.retrieves, times=times[server.name])
+            load = f"{load_before:.2f} / {load_average():.2f}"
+        results = {name: {**summarize(values, args.instances), "load average before / after": load}
+                   for name, values in times.items()}
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
