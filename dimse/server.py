@@ -59,6 +59,9 @@ class AssociationState:
     failures: int = 0
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Set once the EVT_ESTABLISHED handlers ran (audit row, charset override): a fast
+    #: path serving requests in the DUL thread waits for it, as pynetdicom's reactor does.
+    established: threading.Event = field(default_factory=threading.Event)
 
 
 def association_state(assoc) -> AssociationState:
@@ -146,6 +149,13 @@ def _peer(assoc) -> tuple[str, int | None]:
 
 def handle_established(event) -> None:
     state = association_state(event.assoc)
+    try:
+        _established(event, state)
+    finally:
+        state.established.set()
+
+
+def _established(event, state: AssociationState) -> None:
     address, port = _peer(event.assoc)
     state.audit = audit_open(
         service=state.service,

@@ -113,6 +113,8 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
 
 
 _PREAMBLE = b"\0" * 128 + b"DICM"
+#: Longest a request waits for its association's EVT_ESTABLISHED handlers (a database lookup).
+ESTABLISHED_WAIT_SECONDS = 30
 
 
 @uses_db
@@ -123,6 +125,7 @@ def store_received(assoc, data: bytes) -> tuple[int, str]:
     path (:mod:`dimse.handlers.storage_wire`).
     """
     state = association_state(assoc)
+    state.established.wait(ESTABLISHED_WAIT_SECONDS)  # the charset override is read there
     state.requests += 1
     origin = IngestOrigin(
         source="c-store",

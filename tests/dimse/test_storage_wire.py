@@ -120,3 +120,32 @@ def test_broken_framing_inside_a_data_set_aborts_and_stores_nothing(dimse_listen
     again.release()
     assert Instance.objects.count() == 1
     assert not list((storage_root / ".tmp").glob("*"))
+
+
+def test_first_instance_waits_for_the_association_set_up(dimse_listener, monkeypatch, tmp_path):
+    """The calling AE's charset override is looked up when the association is established (in
+    pynetdicom's reactor thread); the fast path serves requests in the DUL thread and must not
+    archive the first instance before that lookup is done."""
+    import subprocess
+    import time as time_module
+
+    from dimse import selectors
+    from dimse.models import RemoteNode
+    from pacs.models import Patient
+    from tests.pacs.test_charsets import _with_raw
+
+    RemoteNode.objects.create(ae_title="OLDCT", host="127.0.0.1", port=104, charset_override="GBK")
+    lookup = selectors.node_charset_override
+
+    def slow_lookup(calling_aet: str) -> str:
+        time_module.sleep(0.5)
+        return lookup(calling_aet)
+
+    monkeypatch.setattr(selectors, "node_charset_override", slow_lookup)
+    port = dimse_listener("storage").port("storage")
+    path = tmp_path / "gbk.dcm"
+    path.write_bytes(_with_raw("ISO_IR 126", "赵^六".encode("gbk")))  # declared Greek, really GBK
+    result = subprocess.run(["storescu", "-aet", "OLDCT", "-aec", "STORESCP", "127.0.0.1", str(port), str(path)],
+                            capture_output=True, text=True, timeout=60, env={"TCP_NODELAY": "1", "PATH": "/usr/bin"})
+    assert result.returncode == 0, result.stderr
+    assert Patient.objects.get().patient_name == "赵^六"
