@@ -64,3 +64,45 @@ def test_a_failed_directory_fsync_fails_the_group_and_runs_no_work(storage_root)
         group.run({storage_root / "missing-folder"}, lambda: ran.append(1))
     assert ran == []
     assert group.run({Path(storage_root)}, lambda: 42) == 42  # the next caller leads normally
+
+
+def test_an_entry_the_database_gave_up_on_is_tried_again_alone(storage_root):
+    """A deadlock (PostgreSQL) or a busy database inside a group fails that entry's savepoint;
+    it is run once more in a transaction of its own."""
+    from django.db import OperationalError
+
+    group = GroupCommit()
+    attempts = []
+    release_first = threading.Event()
+    results = {}
+
+    def blocked_leader():
+        release_first.wait(5)
+        return Patient.objects.create(patient_id="LEADER").pk
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("deadlock detected")
+        return Patient.objects.create(patient_id="FLAKY").pk
+
+    def call(name, work):
+        try:
+            results[name] = group.run({storage_root}, work)
+        finally:
+            connections.close_all()
+
+    leader = threading.Thread(target=call, args=("leader", blocked_leader))
+    leader.start()
+    time.sleep(0.2)  # the leader's group is running: the next two queue into one group
+    others = [threading.Thread(target=call, args=(name, work)) for name, work in
+              (("flaky", flaky), ("plain", lambda: Patient.objects.create(patient_id="PLAIN").pk))]
+    for thread in others:
+        thread.start()
+    time.sleep(0.2)
+    release_first.set()
+    for thread in (leader, *others):
+        thread.join(10)
+    assert len(attempts) == 2
+    stored = dict(Patient.objects.values_list("patient_id", "pk"))
+    assert results == {"leader": stored["LEADER"], "flaky": stored["FLAKY"], "plain": stored["PLAIN"]}

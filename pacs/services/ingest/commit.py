@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from pacs import storage
 
@@ -112,6 +112,16 @@ def _commit(group: list[_Entry]) -> None:
     except Exception as exc:  # noqa: BLE001 - the commit itself failed: nothing of the group is stored
         for entry in group:
             if entry.error is None:
+                entry.error, entry.result = exc, None
+    # A group takes the row locks of several series/studies in arrival order, so two
+    # processes' groups can deadlock on PostgreSQL (or find SQLite busy); the database
+    # gives up on one of them.  Such an entry is tried once more on its own.
+    for entry in group:
+        if isinstance(entry.error, OperationalError):
+            entry.error = None
+            try:
+                entry.result = entry.work()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
                 entry.error, entry.result = exc, None
 
 
