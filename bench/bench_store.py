@@ -94,7 +94,7 @@ def wait_listeners(port: int, count: int, timeout: float = 60) -> None:
     """Wait until *count* sockets listen on *port* (runscp's worker processes each bind their own)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=False).stdout
         if len(out.splitlines()) >= count:
             return
         time.sleep(0.2)
