@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from django.db import connections
 
 from pacs.models import Patient
 from pacs.services.ingest.commit import GroupCommit
+from tests.polling import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,8 @@ def test_concurrent_callers_share_groups_and_each_gets_its_own_outcome(storage_r
         ran_in[index] = threading.get_ident()
         if not first_running.is_set():
             first_running.set()
-            time.sleep(0.3)  # the first group flushes slowly: the others queue behind it
+            # The first group is slow to finish: every other caller queues behind it.
+            eventually(lambda: len(group._queue) == callers - 1)
         if index == 5:
             Patient.objects.create(patient_id="P5")
             raise ValueError("instance 5 is refused")
@@ -94,12 +95,12 @@ def test_an_entry_the_database_gave_up_on_is_tried_again_alone(storage_root):
 
     leader = threading.Thread(target=call, args=("leader", blocked_leader))
     leader.start()
-    time.sleep(0.2)  # the leader's group is running: the next two queue into one group
+    eventually(lambda: group._leading and not group._queue)  # the leader's group is running
     others = [threading.Thread(target=call, args=(name, work)) for name, work in
               (("flaky", flaky), ("plain", lambda: Patient.objects.create(patient_id="PLAIN").pk))]
     for thread in others:
         thread.start()
-    time.sleep(0.2)
+    eventually(lambda: len(group._queue) == 2)  # both wait behind the leader: they will form one group
     release_first.set()
     for thread in (leader, *others):
         thread.join(10)
