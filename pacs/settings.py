@@ -62,6 +62,8 @@ PACS_MAX_PDU = env.int("PACS_MAX_PDU", default=1_048_576)
 # C-STORE on the storage listener read and answered by dimse.handlers.storage_wire
 # (False: pynetdicom's own message handling, several times the CPU per instance).
 PACS_STORE_WIRE = env.bool("PACS_STORE_WIRE", default=True)
+# A received data set larger than this is written to a temp file as it arrives (fast path).
+PACS_STORE_SPILL_MB = env.float("PACS_STORE_SPILL_MB", default=64)
 # Refuse storage (0xA700) when free space on the archive falls below this.
 PACS_MIN_FREE_MB = env.int("PACS_MIN_FREE_MB", default=1024)
 # Archive path template (placeholders: see pacs.storage.PATH_PLACEHOLDERS).

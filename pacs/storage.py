@@ -194,6 +194,32 @@ _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="md5")
 _writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="archive-write")
 
 
+class Spool:
+    """A temp file on the archive volume written piece by piece, with its MD5 kept as it grows."""
+
+    def __init__(self) -> None:
+        self.path = temp_path_new()
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish()/discard()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._file.write(data)
+        self._md5.update(data)
+
+    def finish(self) -> str:
+        """fsync and close; the MD5 hex digest of everything written."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+        return self._md5.hexdigest()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
 def temp_copy(source: Path) -> tuple[Path, str, int]:
     """Copy the file *source* to a new fsynced temp file; return (path, md5, size)."""
     temp = temp_path_new()

@@ -20,7 +20,7 @@ from dimse.handlers.storage_wire import storage_wire_enable
 from dimse.server import association_state
 from dimse.statuses import SUCCESS
 from pacs.exceptions import PacsError
-from pacs.services.ingest import IngestOrigin, instance_ingest
+from pacs.services.ingest import IngestOrigin, SpooledFile, instance_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,11 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
     ValueError
         A UID that is not ASCII (left to pydicom to encode and complain).
     """
+    return b"".join((part10_header(sop_class_uid, sop_instance_uid, transfer_syntax), *dataset))
+
+
+def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble and file meta group of :func:`part10` (what precedes the data set)."""
     try:
         body = b"".join((
             _meta_element(0x0001, b"OB", b"\x00\x01"),
@@ -108,8 +113,7 @@ def part10(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str, data
         ))
     except (UnicodeEncodeError, struct.error) as exc:
         raise ValueError(str(exc)) from None
-    group_length = struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body))
-    return b"".join((_PREAMBLE, group_length, body, *dataset))
+    return _PREAMBLE + struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
 _PREAMBLE = b"\0" * 128 + b"DICM"
@@ -118,7 +122,7 @@ ESTABLISHED_WAIT_SECONDS = 30
 
 
 @uses_db
-def store_received(assoc, data: bytes) -> tuple[int, str]:
+def store_received(assoc, data: bytes | SpooledFile) -> tuple[int, str]:
     """Archive one received instance (Part 10 *data*); its ``(status, error comment)`` (PS3.4 B.2.3).
 
     Shared by pynetdicom's C-STORE handler and the storage listener's fast
@@ -134,6 +138,7 @@ def store_received(assoc, data: bytes) -> tuple[int, str]:
         peer_address=assoc.requestor.address,
         charset_override=state.charset_override,
     )
+    size = data.path.stat().st_size if isinstance(data, SpooledFile) else len(data)
     try:
         result = instance_ingest(source=data, origin=origin)
     except PacsError as exc:
@@ -143,7 +148,7 @@ def store_received(assoc, data: bytes) -> tuple[int, str]:
         )
         return exc.dicom_status, exc.message[:64]
     state.instances_received += 1
-    state.bytes_received += len(data)
+    state.bytes_received += size
     logger.debug("c-store %s sop_instance_uid=%s", result.status, result.sop_instance_uid)
     return SUCCESS, ""
 

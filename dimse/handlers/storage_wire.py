@@ -23,14 +23,21 @@ pynetdicom is already assembling - goes to pynetdicom exactly as it arrived,
 so association handling (release, abort, C-ECHO, timers) stays pynetdicom's.
 A PDV that breaks the framing rules in the middle of a fast message is an
 invalid PDU (Evt19: pynetdicom aborts the association), as it would be there.
+
+A data set larger than ``PACS_STORE_SPILL_MB`` is not held in memory: past
+that size its fragments go to a temp file on the archive volume (MD5 kept as
+it grows), which ingest then moves into place - a multi-gigabyte video or
+whole-slide image needs neither its size in RAM nor a second copy on disk.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import struct
 from functools import lru_cache
 
+from django.conf import settings
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
@@ -38,6 +45,8 @@ from pynetdicom.sop_class import uid_to_service_class
 from dimse.db import db_release
 from dimse.encoding import COMMAND_LAST, command_fields, fragments, store_response_command
 from dimse.transport import socket_send_all
+from pacs import storage
+from pacs.services.ingest import SpooledFile
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +66,8 @@ def _text(value: bytes) -> str:
 
 
 class _FastMessage:
-    __slots__ = ("chunks", "context_id", "message_id", "sop_class_uid", "sop_instance_uid", "transfer_syntax")
+    __slots__ = ("chunks", "context_id", "error", "message_id", "size", "sop_class_uid", "sop_instance_uid",
+                 "spool", "transfer_syntax")
 
     def __init__(self, context_id: int, message_id: int, sop_class_uid: str, sop_instance_uid: str,
                  transfer_syntax: str) -> None:
@@ -65,6 +75,15 @@ class _FastMessage:
         self.sop_class_uid, self.sop_instance_uid = sop_class_uid, sop_instance_uid
         self.transfer_syntax = transfer_syntax
         self.chunks: list = []
+        self.size = 0
+        self.spool: storage.Spool | None = None
+        self.error: tuple[int, str] | None = None  # a failed spool write: answered once the data set is in
+
+    def discard(self) -> None:
+        self.chunks = []
+        if self.spool is not None:
+            self.spool.discard()
+            self.spool = None
 
 
 class StorageWire:
@@ -146,12 +165,45 @@ class StorageWire:
             if control & 0x01 or context_id != message.context_id:
                 self._invalid("a PDV of another message arrived inside a C-STORE data set")
                 return True
-            message.chunks.append(data)
+            self._append(message, data)
             if control & 0x02:
                 self.message = None
                 self._store(message)
             index += 1
         return True
+
+    def _append(self, message: _FastMessage, data: memoryview) -> None:
+        """Keep a data set fragment: in memory, or - past ``PACS_STORE_SPILL_MB`` - in a temp file."""
+        if message.error is not None:
+            return  # the rest of a data set that cannot be stored is read and dropped
+        try:
+            if message.spool is not None:
+                message.spool.write(data)
+                return
+            message.chunks.append(data)
+            message.size += len(data)
+            if message.size > settings.PACS_STORE_SPILL_MB * 1024 * 1024:
+                from dimse.handlers.storage import part10_header
+
+                message.spool = spool = storage.Spool()
+                spool.write(part10_header(message.sop_class_uid, message.sop_instance_uid, message.transfer_syntax))
+                for chunk in message.chunks:
+                    spool.write(chunk)
+                message.chunks = []
+        except ValueError:
+            message.discard()
+            message.error = (0xA900, "SOP Class or Instance UID is not valid")
+        except OSError as exc:
+            logger.error("c-store spool write failed sop_instance_uid=%s: %s", message.sop_instance_uid, exc)
+            message.discard()
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            message.error = (0xA700 if full else 0x0110, f"Cannot write to the archive: {exc.strerror or exc}")
+
+    def discard(self) -> None:
+        """The association ended: drop a data set still arriving (and its temp file)."""
+        if self.message is not None:
+            self.message.discard()
+            self.message = None
 
     def _begin(self, item: tuple) -> bool:
         """Start a fast message if *item* is a whole C-STORE-RQ command this path can serve."""
@@ -191,17 +243,30 @@ class StorageWire:
     def _store(self, message: _FastMessage) -> None:
         from dimse.handlers.storage import part10
 
-        try:
-            data = part10(message.sop_class_uid, message.sop_instance_uid, message.transfer_syntax, message.chunks)
-        except ValueError:
-            status, comment = 0xA900, "SOP Class or Instance UID is not valid"
-        else:
-            message.chunks = []
+        status, comment = message.error or (None, "")
+        if status is None:
+            spooled = None
             try:
+                if message.spool is not None:
+                    spooled = SpooledFile(message.spool.path, message.spool.finish())
+                    message.spool = None
+                    data = spooled
+                else:
+                    data = part10(message.sop_class_uid, message.sop_instance_uid, message.transfer_syntax,
+                                  message.chunks)
+                message.chunks = []
                 status, comment = self.store(self.assoc, data)
+            except ValueError:
+                status, comment = 0xA900, "SOP Class or Instance UID is not valid"
+            except OSError as exc:
+                status, comment = 0x0110, f"Cannot write to the archive: {exc.strerror or exc}"
             except Exception:
                 logger.exception("c-store handler failed sop_instance_uid=%s", message.sop_instance_uid)
                 status, comment = _HANDLER_EXCEPTION, "Unexpected failure storing the instance"
+            finally:
+                message.discard()
+                if spooled is not None:
+                    spooled.path.unlink(missing_ok=True)  # still there: not archived (refused or failed)
         self._answer(message, status, comment)
 
     def _answer(self, message: _FastMessage, status: int, comment: str) -> None:
@@ -243,6 +308,7 @@ def storage_wire_enable(assoc, store) -> None:
         try:
             run()
         finally:
+            wire.discard()
             db_release()
 
     dul._target = run_and_release

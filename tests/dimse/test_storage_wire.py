@@ -149,3 +149,68 @@ def test_first_instance_waits_for_the_association_set_up(dimse_listener, monkeyp
                             capture_output=True, text=True, timeout=60, env={"TCP_NODELAY": "1", "PATH": "/usr/bin"})
     assert result.returncode == 0, result.stderr
     assert Patient.objects.get().patient_name == "赵^六"
+
+
+def test_a_data_set_past_the_spill_size_goes_through_a_temp_file(dimse_listener, settings, storage_root):
+    import hashlib
+
+    settings.PACS_STORE_SPILL_MB = 0.5
+    port = dimse_listener("storage").port("storage")
+    assoc = _associate(port)
+    big = f.ct_dataset(size=768)  # ~1.2 MB of pixel data: spilled after the first 0.5 MB
+    small = f.ct_dataset()
+    assert assoc.send_c_store(big).Status == 0
+    assert assoc.send_c_store(big).Status == 0  # keep-first duplicate: its temp file is removed
+    assert assoc.send_c_store(small).Status == 0
+    assoc.release()
+    stored = Instance.objects.get(sop_instance_uid=big.SOPInstanceUID)
+    data = (storage_root / stored.file_path).read_bytes()
+    assert stored.checksum == hashlib.md5(data).hexdigest() and stored.file_size == len(data)
+    assert data.endswith(big.PixelData) and data[128:132] == b"DICM"
+    assert Instance.objects.count() == 2
+    assert not list((storage_root / ".tmp").glob("*"))
+
+
+def test_an_association_dropped_while_spilling_leaves_no_temp_file(dimse_listener, settings, storage_root):
+    settings.PACS_STORE_SPILL_MB = 0.5
+    port = dimse_listener("storage").port("storage")
+    assoc = _associate(port)
+    ct = _context_id(assoc, CTImageStorage)
+    ds = f.ct_dataset(size=768)
+    data = _dataset_bytes(ds)
+    store = store_request_command(CTImageStorage, ds.SOPInstanceUID, msg_id=1)
+    # The command and 1 MB of the data set, never its last fragment.
+    assoc.dul.socket.socket.sendall(_pdu((ct, COMMAND_LAST, store), (ct, DATA, data[:1_000_000])))
+    eventually(lambda: list((storage_root / ".tmp").glob("*")))  # spilling
+    assoc.abort()
+    eventually(lambda: not list((storage_root / ".tmp").glob("*")))
+    assert Instance.objects.count() == 0
+
+
+def test_a_full_disk_while_spilling_answers_a700_and_the_association_goes_on(dimse_listener, settings,
+                                                                              storage_root, monkeypatch):
+    import errno
+
+    from pacs import storage
+
+    settings.PACS_STORE_SPILL_MB = 0.5
+    port = dimse_listener("storage").port("storage")
+    write = storage.Spool.write
+    calls = []
+
+    def write_until_full(self, data):
+        calls.append(len(data))
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, data)
+
+    monkeypatch.setattr(storage.Spool, "write", write_until_full)
+    assoc = _associate(port)
+    failed = assoc.send_c_store(f.ct_dataset(size=1024))  # 2 MB: several spool writes
+    monkeypatch.setattr(storage.Spool, "write", write)
+    after = assoc.send_c_store(f.ct_dataset())
+    assoc.release()
+    assert failed.Status == 0xA700 and "No space left" in failed.ErrorComment
+    assert after.Status == 0
+    assert Instance.objects.count() == 1
+    assert not list((storage_root / ".tmp").glob("*"))

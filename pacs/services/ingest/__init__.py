@@ -40,15 +40,15 @@ from pacs.services.ingest.parse import (
     attributes_extract,
     header_read,
 )
-from pacs.services.ingest.records import Header, IngestOrigin, IngestResult
+from pacs.services.ingest.records import Header, IngestOrigin, IngestResult, SpooledFile
 
-__all__ = ["IngestOrigin", "IngestResult", "instance_ingest"]
+__all__ = ["IngestOrigin", "IngestResult", "SpooledFile", "instance_ingest"]
 
 logger = logging.getLogger(__name__)
 
 
 def instance_ingest(
-    *, source: bytes | bytearray | memoryview | str | Path, origin: IngestOrigin | None = None
+    *, source: bytes | bytearray | memoryview | str | Path | SpooledFile, origin: IngestOrigin | None = None
 ) -> IngestResult:
     """Archive one DICOM instance and index it.
 
@@ -56,8 +56,10 @@ def instance_ingest(
     ----------
     source
         The Part 10 file bytes (C-STORE's ``event.encoded_dataset()``, a STOW-RS
-        part) or the path of a file (import).  A dataset without preamble and
-        file meta is accepted and given a file meta header.
+        part), the path of a file (import, copied) or a :class:`SpooledFile`
+        (a large C-STORE data set already written to the archive volume: moved,
+        not copied).  A dataset without preamble and file meta is accepted and
+        given a file meta header.
     origin
         Who sent it; used for the series source AE/address and the charset override.
 
@@ -81,6 +83,9 @@ def instance_ingest(
     """
     origin = origin or IngestOrigin()
     started = time.perf_counter()
+    spooled = source if isinstance(source, SpooledFile) else None
+    if spooled is not None:
+        source = spooled.path
     config = archive_config_get()
     pending = _write_early(source, config.min_free_mb)
     try:
@@ -117,6 +122,8 @@ def instance_ingest(
         if pending is not None:
             checksum = storage.checksum(source)  # while the worker writes and fsyncs
             temp = pending.result()
+        elif spooled is not None:
+            temp, checksum = spooled.path, spooled.checksum
         elif header.data is not None:
             temp, checksum = storage.temp_write(header.data)
         else:
