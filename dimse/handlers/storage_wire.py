@@ -46,6 +46,8 @@ from dimse.db import db_release
 from dimse.encoding import COMMAND_LAST, command_fields, fragments, store_response_command
 from dimse.transport import socket_send_all
 from pacs import storage
+from pacs.exceptions import OutOfResources
+from pacs.services.config import archive_config_get
 from pacs.services.ingest import SpooledFile
 
 logger = logging.getLogger(__name__)
@@ -185,6 +187,7 @@ class StorageWire:
             if message.size > settings.PACS_STORE_SPILL_MB * 1024 * 1024:
                 from dimse.handlers.storage import part10_header
 
+                storage.free_space_check(archive_config_get().min_free_mb)  # before, not after, a big write
                 message.spool = spool = storage.Spool()
                 spool.write(part10_header(message.sop_class_uid, message.sop_instance_uid, message.transfer_syntax))
                 for chunk in message.chunks:
@@ -193,6 +196,9 @@ class StorageWire:
         except ValueError:
             message.discard()
             message.error = (0xA900, "SOP Class or Instance UID is not valid")
+        except OutOfResources as exc:
+            message.discard()
+            message.error = (exc.dicom_status, exc.message[:64])
         except OSError as exc:
             logger.error("c-store spool write failed sop_instance_uid=%s: %s", message.sop_instance_uid, exc)
             message.discard()

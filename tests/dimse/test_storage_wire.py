@@ -214,3 +214,17 @@ def test_a_full_disk_while_spilling_answers_a700_and_the_association_goes_on(dim
     assert after.Status == 0
     assert Instance.objects.count() == 1
     assert not list((storage_root / ".tmp").glob("*"))
+
+
+def test_the_free_space_floor_is_checked_before_spilling(dimse_listener, settings, storage_root, archive_config):
+    settings.PACS_STORE_SPILL_MB = 0.5
+    port = dimse_listener("storage").port("storage")
+    archive_config(min_free_mb=10**9)
+    assoc = _associate(port)
+    rsp = assoc.send_c_store(f.ct_dataset(size=768))
+    archive_config(min_free_mb=1)
+    assert assoc.send_c_store(f.ct_dataset()).Status == 0
+    assoc.release()
+    assert rsp.Status == 0xA700 and "full" in rsp.ErrorComment
+    assert Instance.objects.count() == 1
+    assert not list((storage_root / ".tmp").glob("*"))
