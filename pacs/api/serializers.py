@@ -101,10 +101,15 @@ class DeleteResultSerializer(serializers.Serializer):
 
 
 class ArchiveConfigSerializer(serializers.ModelSerializer):
+    cors_allowed_origins = serializers.ListField(
+        child=serializers.CharField(max_length=255, allow_blank=True), required=False, max_length=200,
+        help_text='Browser origins allowed to call the HTTP API (CORS), e.g. ["http://viewer.example:3000"].',
+    )
+
     class Meta:
         model = ArchiveConfig
         fields = ["duplicate_policy", "update_attributes", "min_free_mb", "compression", "path_template",
-                  "updated_at"]
+                  "cors_allowed_origins", "external_viewer_url", "public_url", "updated_at"]
         read_only_fields = ["updated_at"]
 
 

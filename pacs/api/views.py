@@ -177,7 +177,8 @@ class InstanceViewSet(_ArchiveViewSet, mixins.DestroyModelMixin):
 
 @extend_schema(tags=["settings"])
 class ArchiveSettingsView(APIView):
-    """Archive policies: duplicate policy, compression, free-space floor, path template."""
+    """Archive policies (duplicate policy, compression, free-space floor, path template) and the web
+    settings the Settings page edits (CORS origins, external viewer URL, public URL)."""
 
     permission_classes = [permissions.IsAuthenticated]
 

@@ -161,6 +161,30 @@ def test_archive_settings_and_users(api):
     assert get_user_model().objects.get(username="tech").check_password("long-enough-1")
 
 
+def test_web_settings_through_the_api_apply_to_the_next_request(api):
+    import requests
+
+    def preflight(origin: str):
+        return requests.options(api.url("/dicomweb/studies"), timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "GET"})
+
+    assert "Access-Control-Allow-Origin" not in preflight("http://viewer.example:3000").headers
+    changed = api.put(api.url("/api/settings/"), json={
+        "cors_allowed_origins": ["HTTP://Viewer.example:3000"],
+        "external_viewer_url": "radiant://?n=pstv&v=0020000D&v={StudyInstanceUID}",
+        "public_url": "https://pacs.example/",
+    })
+    assert changed.status_code == 200, changed.text
+    body = api.get(api.url("/api/settings/")).json()
+    # Stored as the Settings page stores them: origins as browsers send them, no trailing slash.
+    assert body["cors_allowed_origins"] == ["http://viewer.example:3000"]
+    assert body["external_viewer_url"].endswith("{StudyInstanceUID}") and body["public_url"] == "https://pacs.example"
+    assert preflight("http://viewer.example:3000").headers["Access-Control-Allow-Origin"] == "http://viewer.example:3000"
+    bad = api.put(api.url("/api/settings/"), json={"cors_allowed_origins": ["not an origin"]})
+    assert bad.status_code == 400 and "cors_allowed_origins" in bad.json()
+    assert api.get(api.url("/api/settings/")).json()["cors_allowed_origins"] == ["http://viewer.example:3000"]
+
+
 def test_logs_list_tail_download_delete(api, settings, tmp_path):
     settings.PACS_LOG_DIR = tmp_path
     (tmp_path / "storage.log").write_text(
