@@ -15,6 +15,7 @@ import logging
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -218,8 +219,10 @@ class QueryRetrievePageView(PageMixin, TemplateView):
         return context
 
 
-class StudyQueryView(PageMixin, View):
+class StudyQueryView(PageMixin, PermissionRequiredMixin, View):
     """POST the query form -> a study-level ``query`` job, then back to the page showing it."""
+
+    permission_required = "pacs.add_job"  # jobs, as POST /api/jobs/
 
     def post(self, request):
         from pacs.services.jobs import job_create
@@ -242,8 +245,10 @@ class StudyQueryView(PageMixin, View):
         return redirect(f"{reverse('qr-page')}?{urlencode({**form.querystring_data(), 'job': job.pk})}")
 
 
-class SeriesQueryView(PageMixin, View):
+class SeriesQueryView(PageMixin, PermissionRequiredMixin, View):
     """POST ``query`` (a study-level query job) + ``uid`` (a study it found) -> a series-level query job."""
+
+    permission_required = "pacs.add_job"  # jobs, as POST /api/jobs/
 
     def post(self, request):
         from pacs.services.jobs import job_create
@@ -275,12 +280,14 @@ class QueryDataView(PageMixin, View):
         return JsonResponse(data)
 
 
-class RetrieveView(PageMixin, View):
+class RetrieveView(PageMixin, PermissionRequiredMixin, View):
     """POST studies or series of a query job -> one ``retrieve`` job each (C-MOVE to us, or C-GET).
 
     The node, level and study come from the user's own query job, never from
     the form; each UID must be one of that job's matches.
     """
+
+    permission_required = "pacs.add_job"  # jobs, as POST /api/jobs/
 
     def post(self, request):
         from pacs.services.jobs import job_create

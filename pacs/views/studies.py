@@ -304,8 +304,10 @@ def _ohif_installed() -> bool:
     return (settings.PACS_OHIF_DIR / "index.html").is_file()
 
 
-class StudySendView(PageMixin, View):
+class StudySendView(PageMixin, PermissionRequiredMixin, View):
     """POST selected studies + a remote node -> one ``send`` job (C-STORE SCU, issue 3's runner)."""
+
+    permission_required = "pacs.add_job"  # as POST /api/jobs/
 
     def post(self, request):
         from dimse.models import RemoteNode

@@ -283,7 +283,10 @@ def test_query_jobs_are_private_and_retrieve_needs_their_results(client, admin_u
     assert data["state"] == "pending" and not data["finished"] and "html" not in data
     # Another (non-superuser) user sees neither the job nor can use it.
     other = django_user_model.objects.create_user("other", password="x-pass-123")
-    client.force_login(other)
+    from django.contrib.auth.models import Permission
+
+    other.user_permissions.add(Permission.objects.get(codename="add_job", content_type__app_label="pacs"))
+    client.force_login(other)  # may queue jobs (pacs.add_job), but not use another user's
     assert client.get(f"/qr/query/{job.pk}/").status_code == 404
     assert client.post("/qr/series/", {"query": job.pk, "uid": "1.2.3"}).status_code == 404
     assert client.post("/qr/retrieve/", {"query": job.pk, "uid": "1.2.3"}).status_code == 404
