@@ -127,21 +127,31 @@ def test_first_instance_waits_for_the_association_set_up(dimse_listener, monkeyp
     pynetdicom's reactor thread); the fast path serves requests in the DUL thread and must not
     archive the first instance before that lookup is done."""
     import subprocess
-    import time as time_module
+    import threading
 
     from dimse import selectors
+    from dimse.handlers.storage_wire import StorageWire
     from dimse.models import RemoteNode
     from pacs.models import Patient
     from tests.pacs.test_charsets import _with_raw
 
     RemoteNode.objects.create(ae_title="OLDCT", host="127.0.0.1", port=104, charset_override="GBK")
-    lookup = selectors.node_charset_override
+    lookup, begin = selectors.node_charset_override, StorageWire._begin
+    store_arrived = threading.Event()
 
-    def slow_lookup(calling_aet: str) -> str:
-        time_module.sleep(0.5)
+    def begin_and_signal(self, item) -> bool:
+        started = begin(self, item)
+        if started:
+            store_arrived.set()
+        return started
+
+    def late_lookup(calling_aet: str) -> str:
+        # The lookup answers only once the C-STORE request is in the fast path's hands.
+        assert store_arrived.wait(30), "the C-STORE request never reached the fast path"
         return lookup(calling_aet)
 
-    monkeypatch.setattr(selectors, "node_charset_override", slow_lookup)
+    monkeypatch.setattr(StorageWire, "_begin", begin_and_signal)
+    monkeypatch.setattr(selectors, "node_charset_override", late_lookup)
     port = dimse_listener("storage").port("storage")
     path = tmp_path / "gbk.dcm"
     path.write_bytes(_with_raw("ISO_IR 126", "赵^六".encode("gbk")))  # declared Greek, really GBK
