@@ -387,7 +387,7 @@ class ListenerManager:
             return []
         return [service]
 
-    def _build_ae(self, config: Listener) -> tuple[AE, list]:
+    def _build_ae(self, config: Listener) -> tuple[AE, list, object]:
         ae = AE(ae_title=config.ae_title)
         ae.maximum_associations = config.max_associations
         ae.acse_timeout = config.acse_timeout
@@ -399,10 +399,10 @@ class ListenerManager:
         module = importlib.import_module(SERVICE_MODULES[config.service])
         handlers = [(evt.EVT_C_ECHO, handle_echo)] + list(module.configure(ae, config)) + AUDIT_HANDLERS
         contexts_share_uids(ae)
-        return ae, handlers
+        return ae, handlers, getattr(module, "association_setup", None)
 
     def _start_one(self, config: Listener) -> None:
-        ae, handlers = self._build_ae(config)
+        ae, handlers, association_setup = self._build_ae(config)
         port = self.port_overrides.get(config.service, config.port)
         try:
             server = ae.make_server(
@@ -414,8 +414,7 @@ class ListenerManager:
                     process_key=self.process_key,
                     allowed=_allowed_callers(config),
                     reuse_port=self.reuse_port,
-                    association_setup=getattr(importlib.import_module(SERVICE_MODULES[config.service]),
-                                              "association_setup", None),
+                    association_setup=association_setup,
                 ),
                 request_handler=PacsRequestHandler,
             )

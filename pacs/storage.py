@@ -141,12 +141,12 @@ def temp_write(data: bytes | bytearray | memoryview) -> tuple[Path, str]:
     computed on a worker thread while this one writes and fsyncs (both release
     the GIL): ~1 ms per 512 KiB slice off the C-STORE round trip.
     """
-    digest = _hashers.submit(_md5_hex, data)
+    digest = _hashers.submit(checksum, data)
     try:
         temp = _temp_file_write(data)
     finally:
-        checksum = digest.result()
-    return temp, checksum
+        md5 = digest.result()
+    return temp, md5
 
 
 def temp_write_background(data: bytes | bytearray | memoryview) -> Future:
@@ -170,7 +170,7 @@ def temp_discard(pending: Future) -> None:
 
 def checksum(data: bytes | bytearray | memoryview) -> str:
     """The MD5 hex digest stored for an archived file (``hashlib`` releases the GIL while hashing)."""
-    return _md5_hex(data)
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:
@@ -184,10 +184,6 @@ def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:
         temp.unlink(missing_ok=True)  # e.g. ENOSPC mid-write: leave nothing behind
         raise
     return temp
-
-
-def _md5_hex(data: bytes | bytearray | memoryview) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 _hashers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="md5")
@@ -222,17 +218,17 @@ class Spool:
 
 def temp_copy(source: Path) -> tuple[Path, str, int]:
     """Copy the file *source* to a new fsynced temp file; return (path, md5, size)."""
-    temp = temp_path_new()
-    md5 = hashlib.md5(usedforsecurity=False)
-    size = 0
-    with open(source, "rb") as src, open(temp, "wb") as dst:
-        while chunk := src.read(_CHUNK):
-            md5.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-        dst.flush()
-        os.fsync(dst.fileno())
-    return temp, md5.hexdigest(), size
+    spool, size = Spool(), 0
+    try:
+        with open(source, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                spool.write(chunk)
+                size += len(chunk)
+        digest = spool.finish()
+    except BaseException:
+        spool.discard()  # a failed copy leaves no temp file behind
+        raise
+    return spool.path, digest, size
 
 
 def file_commit(temp: Path, relative: str) -> Path:
@@ -256,13 +252,12 @@ def file_place(temp: Path, relative: str) -> tuple[Path, set[Path]]:
     ingest commits a group.
     """
     final = absolute_path(relative)
-    directories = {final.parent}
-    if not final.parent.is_dir():
-        missing = final.parent
-        while not missing.parent.is_dir():
-            missing = missing.parent
+    directories, folder = {final.parent}, final.parent
+    while not folder.is_dir():  # each folder about to be created is a new entry in its parent
+        directories.add(folder.parent)
+        folder = folder.parent
+    if folder != final.parent:
         final.parent.mkdir(parents=True, exist_ok=True)
-        directories.update(p.parent for p in (final.parent, *final.parent.parents) if missing in (p, *p.parents))
     os.replace(temp, final)
     return final, directories
 

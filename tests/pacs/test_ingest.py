@@ -264,3 +264,15 @@ def test_refused_instance_leaves_no_temp_file(archive_config, storage_root, poli
     assert not list((storage_root / ".tmp").iterdir())
     assert [p.read_bytes() for p in _archived_files(storage_root)] == [first]
     assert Instance.objects.count() == 1
+
+
+def test_temp_copy_checksums_the_copy_and_leaves_nothing_when_the_source_fails(storage_root, tmp_path):
+    source = tmp_path / "in.dcm"
+    source.write_bytes(f.encode(f.ct_dataset()))
+    temp, md5, size = storage.temp_copy(source)
+    assert temp.read_bytes() == source.read_bytes() and md5 == hashlib.md5(source.read_bytes()).hexdigest()
+    assert size == source.stat().st_size
+    temp.unlink()
+    with pytest.raises(OSError):
+        storage.temp_copy(tmp_path)  # a folder: reading it fails after the temp file exists
+    assert not list((storage_root / ".tmp").iterdir())

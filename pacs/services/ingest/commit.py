@@ -95,11 +95,7 @@ def _commit(group: list[_Entry]) -> None:
             entry.error = exc
         return
     if len(group) == 1:  # the work opens its own transaction
-        entry = group[0]
-        try:
-            entry.result = entry.work()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
-            entry.error = exc
+        _attempt(group[0])
         return
     try:
         with transaction.atomic():
@@ -118,11 +114,15 @@ def _commit(group: list[_Entry]) -> None:
     # gives up on one of them.  Such an entry is tried once more on its own.
     for entry in group:
         if isinstance(entry.error, OperationalError):
-            entry.error = None
-            try:
-                entry.result = entry.work()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
-                entry.error, entry.result = exc, None
+            _attempt(entry)
+
+
+def _attempt(entry: _Entry) -> None:
+    """Run *entry*'s work in its own transaction (the work opens it); keep its result or error."""
+    try:
+        entry.result, entry.error = entry.work(), None
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, who decides
+        entry.result, entry.error = None, exc
 
 
 group_commit = GroupCommit()
