@@ -260,20 +260,27 @@ class StorageWire:
                 else:
                     data = part10(message.sop_class_uid, message.sop_instance_uid, message.transfer_syntax,
                                   message.chunks)
-                message.chunks = []
-                status, comment = self.store(self.assoc, data)
-            except ValueError:
+                    message.chunks = []
+                status, comment = self._archive(data)
+            except ValueError:  # raised by part10 only: _archive answers every failure of the archive
                 status, comment = 0xA900, "SOP Class or Instance UID is not valid"
-            except OSError as exc:
+            except OSError as exc:  # the spool's last flush
                 status, comment = 0x0110, f"Cannot write to the archive: {exc.strerror or exc}"
-            except Exception:
-                logger.exception("c-store handler failed sop_instance_uid=%s", message.sop_instance_uid)
-                status, comment = _HANDLER_EXCEPTION, "Unexpected failure storing the instance"
             finally:
                 message.discard()
                 if spooled is not None:
                     spooled.path.unlink(missing_ok=True)  # still there: not archived (refused or failed)
         self._answer(message, status, comment)
+
+    def _archive(self, data) -> tuple[int, str]:
+        """``self.store``'s answer; a failure it did not foresee is 0x0110 / 0xC211, never a dead association."""
+        try:
+            return self.store(self.assoc, data)
+        except OSError as exc:
+            return 0x0110, f"Cannot write to the archive: {exc.strerror or exc}"
+        except Exception:
+            logger.exception("c-store handler failed calling_aet=%s", self.assoc.requestor.ae_title)
+            return _HANDLER_EXCEPTION, "Unexpected failure storing the instance"
 
     def _answer(self, message: _FastMessage, status: int, comment: str) -> None:
         command = store_response_command(message.sop_class_uid, message.sop_instance_uid,

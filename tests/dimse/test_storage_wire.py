@@ -239,3 +239,23 @@ def test_the_free_space_floor_is_checked_before_spilling(dimse_listener, setting
     assert rsp.Status == 0xA700 and "full" in rsp.ErrorComment
     assert Instance.objects.count() == 1
     assert not list((storage_root / ".tmp").glob("*"))
+
+
+def test_an_unforeseen_archive_error_is_a_handler_failure_not_a_bad_uid(dimse_listener, monkeypatch):
+    from dimse.handlers import storage as storage_handler
+
+    port = dimse_listener("storage").port("storage")
+    ingest = storage_handler.instance_ingest
+
+    def ingest_failing(**kwargs):
+        raise ValueError("a bug, not the sender's UID")
+
+    monkeypatch.setattr(storage_handler, "instance_ingest", ingest_failing)
+    assoc = _associate(port)
+    failed = assoc.send_c_store(f.ct_dataset())
+    monkeypatch.setattr(storage_handler, "instance_ingest", ingest)
+    after = assoc.send_c_store(f.ct_dataset())
+    assoc.release()
+    assert failed.Status == 0xC211 and "Unexpected" in failed.ErrorComment
+    assert after.Status == 0
+    assert Instance.objects.count() == 1
