@@ -6,6 +6,7 @@ import re
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,12 +41,12 @@ def test_banner_disappears_after_password_change(logged_in, admin_user):
 def test_language_switch_to_chinese_and_back(logged_in, screenshot):
     logged_in.select_option("#language-select", "zh-hans")
     logged_in.wait_for_load_state()
-    logged_in.wait_for_function("document.documentElement.lang === 'zh-hans'")
+    expect(logged_in.locator("html")).to_have_attribute("lang", "zh-hans")
     assert logged_in.locator("h1").inner_text().startswith("检查")
     assert logged_in.locator(".mainnav a").first.inner_text() == "检查"
     screenshot(logged_in, "study-list-zh")
     logged_in.select_option("#language-select", "en")
-    logged_in.wait_for_function("document.documentElement.lang === 'en'")
+    expect(logged_in.locator("html")).to_have_attribute("lang", "en")
     assert logged_in.locator("h1").inner_text().startswith("Studies")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
+from playwright.sync_api import expect
 from pydicom import dcmread
 from pydicom.uid import SecondaryCaptureImageStorage
 
@@ -21,6 +22,7 @@ from pacs.models import Job
 from pacs.services.jobs import job_execute
 from printing.models import PrintJob
 from printing.services import files
+from tests.polling import eventually
 from tests.printing.conftest import color_item, gray_item, print_folder, print_scu  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,7 +95,7 @@ def test_list_filter_details_preview_download_forward_delete(browser_page, jobs,
     page.click(".mainnav a:has-text('Print')")
     page.wait_for_url(re.compile(r"/print/$"))
     assert _aets(page) == ["MR01", "US01", "CT01"]  # newest first
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.film-thumb')).every(i => i.complete)")
+    eventually(lambda: page.eval_on_selector_all(".film-thumb", "imgs => imgs.every(i => i.complete)"))
     assert page.eval_on_selector_all(".film-thumb", "imgs => imgs.map(i => i.naturalWidth > 0)") == [True, True]
     echo_row = page.locator("tr.print-row", has_text="US01")
     assert echo_row.locator(".session-label").inner_text() == "<img src=x onerror=alert(1)>"  # text, not markup
@@ -136,7 +138,7 @@ def test_list_filter_details_preview_download_forward_delete(browser_page, jobs,
     assert "BorderDensity" in page.locator("#film-1 .settings").inner_text()
     page.click("#session-attributes summary")
     assert "FilmSessionLabel" in page.locator("#session-attributes").inner_text()
-    page.wait_for_function("() => Array.from(document.querySelectorAll('.film-image')).every(i => i.complete)")
+    eventually(lambda: page.eval_on_selector_all(".film-image", "imgs => imgs.every(i => i.complete)"))
     assert _image_loaded(page, "#film-1 .film-image")
     screenshot(page, "print-detail")
 
@@ -244,7 +246,7 @@ def test_print_list_query_count_is_constant(client, admin_user, jobs, django_ass
 def test_chinese_interface(browser_page, jobs, screenshot):
     page = browser_page
     page.select_option("#language-select", "zh-hans")
-    page.wait_for_function("() => document.documentElement.lang === 'zh-hans'")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     page.goto("/print/")
     assert page.locator("h1").inner_text().startswith("打印任务")
     page.goto(f"/print/{jobs['chest'].pk}/")

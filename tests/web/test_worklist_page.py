@@ -7,6 +7,7 @@ import datetime
 import re
 
 import pytest
+from playwright.sync_api import expect
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
@@ -231,7 +232,7 @@ def test_item_created_in_the_page_is_answered_by_mwl_cfind_and_moved_by_mpps(log
 def test_chinese_interface(logged_in, screenshot):
     page = logged_in
     page.select_option("#language-select", "zh-hans")
-    page.wait_for_function("() => document.documentElement.lang === 'zh-hans'")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     page.goto("/worklist/")
     assert page.locator("h1").inner_text().startswith("设备工作列表")
     page.goto("/worklist/new/")
