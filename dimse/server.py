@@ -29,7 +29,7 @@ from dimse.audit import AuditRecord, audit_close, audit_flush, audit_open
 from dimse.db import db_release
 from dimse.handlers.echo import handle_echo
 from dimse.models import AllowedCaller, AssociationStatus, Listener, ListenerService
-from dimse.transport import association_low_latency, contexts_share_uids
+from dimse.transport import association_low_latency, contexts_share_uids, uid_decoding_cache
 
 logger = logging.getLogger(__name__)
 
@@ -399,6 +399,7 @@ class ListenerManager:
         module = importlib.import_module(SERVICE_MODULES[config.service])
         handlers = [(evt.EVT_C_ECHO, handle_echo)] + list(module.configure(ae, config)) + AUDIT_HANDLERS
         contexts_share_uids(ae)
+        uid_decoding_cache()
         return ae, handlers, getattr(module, "association_setup", None)
 
     def _start_one(self, config: Listener) -> None:

@@ -30,6 +30,7 @@ the supported presentation contexts cheap.
 
 from __future__ import annotations
 
+import functools
 import queue
 import select
 import socket
@@ -202,3 +203,85 @@ def contexts_share_uids(ae) -> None:
             cx._transfer_syntax = SyntaxList(SharedUID(ts) for ts in cx._transfer_syntax)
         if type(cx) is PresentationContext:
             cx.__class__ = _CheapCopyContext
+
+
+# --- Decoding association requests without re-validating the same UIDs -------------
+
+#: Most distinct conformant UIDs remembered (each a few hundred bytes): SOP classes,
+#: syntaxes and implementation UIDs repeat; a peer inventing new ones stops the growth.
+KNOWN_UIDS_MAX = 20_000
+_KNOWN_UIDS: dict = {}
+
+
+class ConformantUID(SharedUID):
+    """A UID decoded before and found conformant, shared by every association that sends it again.
+
+    ``is_valid`` (a regex in pydicom) is known: only conformant values are kept.
+    """
+
+    is_valid = True
+
+
+def _uid_reuse(value, validation_mode=None) -> UID:
+    """``UID(value)`` for pynetdicom's presentation module: a :class:`ConformantUID` is returned as it is."""
+    if type(value) is ConformantUID:
+        return value
+    return UID(value, validation_mode)
+
+
+def uid_decoding_cache() -> None:
+    """Decode the UIDs of association requests once per value, not once per association.
+
+    pynetdicom turns every UID of an A-ASSOCIATE-RQ into a pydicom ``UID``
+    (regex-validated by pydicom), checks it with ``_config.VALIDATORS["UI"]``
+    (its documented hook; regex) and with ``UID.is_valid`` (regex), and builds
+    each transfer syntax a second time for the presentation context: getscu's
+    121 contexts with their SCP/SCU roles are ~1,200 UIDs and ~3,500 regex
+    matches, 8 ms of CPU per association (Orthanc needs well under 1 ms).  The
+    same few hundred values come back in every association, so:
+
+    * the validator's verdict is remembered per value and
+      ``ENFORCE_UID_CONFORMANCE`` setting;
+    * ``set_uid`` (pynetdicom's one UID setter for PDU items, primitives and
+      contexts) returns one shared :class:`ConformantUID` for a value it has
+      already accepted as conformant with the same arguments; anything else -
+      an empty, invalid or non-conformant value, which raises or logs - takes
+      pynetdicom's own path every time;
+    * the presentation module's ``UID(...)`` returns such a UID as it is.
+
+    Idempotent, process-wide (pinned pynetdicom 3.0.x).
+    """
+    from pynetdicom import _config, pdu_items, pdu_primitives, presentation, utils
+
+    if getattr(presentation.set_uid, "_pacs_cached", False):
+        return
+    validate = _config.VALIDATORS["UI"]
+
+    @functools.lru_cache(maxsize=4096)
+    def verdict(value: str, enforce: bool) -> tuple[bool, str]:
+        return validate(value)
+
+    def validate_ui(value) -> tuple[bool, str]:
+        if not isinstance(value, str):
+            return validate(value)
+        return verdict(str(value), _config.ENFORCE_UID_CONFORMANCE)
+
+    _config.VALIDATORS["UI"] = validate_ui
+    original = utils.set_uid
+
+    def set_uid(value, name, allow_empty=True, allow_none=True, validate=True):  # pynetdicom's signature
+        keyable = type(value) in (str, bytes, UID, ConformantUID) and bool(value)
+        if keyable:
+            key = (value, allow_empty, validate, _config.ENFORCE_UID_CONFORMANCE, _config.VALIDATORS["UI"])
+            known = _KNOWN_UIDS.get(key)
+            if known is not None:
+                return known
+        uid = original(value, name, allow_empty=allow_empty, allow_none=allow_none, validate=validate)
+        if keyable and uid and UID.is_valid.fget(uid) and len(_KNOWN_UIDS) < KNOWN_UIDS_MAX:
+            uid = _KNOWN_UIDS.setdefault(key, ConformantUID(uid))
+        return uid
+
+    set_uid._pacs_cached = True
+    for module in (pdu_items, pdu_primitives, presentation):
+        module.set_uid = set_uid
+    presentation.UID = _uid_reuse

@@ -17,8 +17,6 @@ with an ErrorComment; the listener stays up.
 
 from __future__ import annotations
 
-import functools
-
 from django.conf import settings
 from pynetdicom import _config, evt
 from pynetdicom.presentation import StoragePresentationContexts
@@ -39,33 +37,6 @@ QR_TRANSFER_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.100
                         "1.2.840.10008.1.2.2"]
 
 __all__ = ["QR_TRANSFER_SYNTAXES", "configure", "handle_find", "handle_get", "handle_move"]
-
-
-def uid_validation_cache() -> None:
-    """Remember pynetdicom's verdict on each UID (its documented ``_config.VALIDATORS`` hook).
-
-    Every association request is decoded UID by UID, each rebuilt and checked
-    by regex: getscu's 120 storage classes with their roles and syntaxes made
-    ~1,300 validations, ~20% of accepting the association (25-35 ms on the
-    bench, against well under 1 ms for Orthanc).  The same few hundred UIDs
-    come back in every association; the verdict depends only on the value and
-    ``ENFORCE_UID_CONFORMANCE``.  Idempotent, process-wide.
-    """
-    validate = _config.VALIDATORS["UI"]
-    if getattr(validate, "_pacs_cached", False):
-        return
-
-    @functools.lru_cache(maxsize=4096)
-    def verdict(value: str, enforce: bool) -> tuple[bool, str]:
-        return validate(value)
-
-    def validate_ui(value) -> tuple[bool, str]:
-        if not isinstance(value, str):
-            return validate(value)
-        return verdict(str(value), _config.ENFORCE_UID_CONFORMANCE)
-
-    validate_ui._pacs_cached = True
-    _config.VALIDATORS["UI"] = validate_ui
 
 
 def configure(ae, listener) -> list:
@@ -90,5 +61,4 @@ def configure(ae, listener) -> list:
         # Process-wide; read when an association is created.
         _config.LOG_HANDLER_LEVEL = "none"
         _config.LOG_REQUEST_IDENTIFIERS = False
-    uid_validation_cache()
     return [(evt.EVT_C_FIND, handle_find), (evt.EVT_C_MOVE, handle_move), (evt.EVT_C_GET, handle_get)]
