@@ -34,8 +34,11 @@ import functools
 import queue
 import select
 import socket
+import threading
+import time
 
 from pydicom.uid import UID
+from pynetdicom import dul as pynetdicom_dul
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
@@ -115,6 +118,23 @@ def socket_send_all(sock, buffers: list) -> None:
         sock.event_queue.put("Evt17")  # transport connection closed
 
 
+class _DulTime:
+    """``time`` as pynetdicom's DUL module sees it: ``sleep(0)`` returns at once.
+
+    The DUL loop sleeps ``_run_loop_delay`` (0 here: :meth:`PacsAssociationSocket.ready`
+    blocks instead) after every pass that found no event - for a C-STORE, once per
+    received PDU.  ``time.sleep(0)`` still gives up the GIL, and taking it back
+    waits for whichever thread holds it (up to the 5 ms switch interval).
+    Store, 4 associations, 2 processes: server CPU 3.20 -> 3.08 ms per instance
+    (medians of 5 runs).
+    """
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
 class _ReactorQueue(queue.Queue):
     """DIMSE message queue whose non-blocking ``get`` (the reactor's poll) waits briefly."""
 
@@ -127,6 +147,7 @@ class _ReactorQueue(queue.Queue):
 def association_low_latency(assoc, *, acceptor: bool) -> None:
     """Switch a freshly created association (socket set, threads not started) to blocking waits."""
     dul = assoc.dul
+    pynetdicom_dul.time = _DulTime  # process-wide; only a zero delay behaves differently
     sock = dul.socket
     sock.__class__ = PacsAssociationSocket
     sock.wake_init()
@@ -137,7 +158,19 @@ def association_low_latency(assoc, *, acceptor: bool) -> None:
         queue_for_sending(primitive)
         sock.wake()
 
+    def stop_dul() -> bool:
+        # pynetdicom's own waits for the DUL thread by calling sleep(_run_loop_delay)
+        # in a loop: a spin holding the GIL for up to POLL_SECONDS with a zero delay.
+        if dul.state_machine.current_state != "Sta1":
+            return False
+        dul._kill_thread = True
+        sock.wake()
+        if threading.current_thread() is not dul:
+            dul.join()
+        return True
+
     dul.send_pdu = send_pdu
+    dul.stop_dul = stop_dul
     if acceptor:
         assoc.dimse.msg_queue = msg_queue = _ReactorQueue()
         # The reactor looks for the peer's A-RELEASE-RQ only when its wait on
