@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 
 import pytest
 from pydicom.uid import generate_uid
 
 from pacs import storage
+from pacs.charsets import TextDecoder
 from pacs.exceptions import CannotUnderstand, DatasetMismatch, DuplicateRejected, InvalidUID, OutOfResources
 from pacs.models import Instance, Patient, Series, Study
 from pacs.services.ingest import IngestOrigin, instance_ingest
+from pacs.services.ingest.parse import attributes_extract, header_read
 from tests import dicom_factories as f
 
 pytestmark = pytest.mark.django_db
@@ -198,8 +201,8 @@ def test_path_template_validation_rejects_unsafe_templates(archive_config):
 
 
 def test_bare_dataset_without_file_meta_is_accepted(archive_config, tmp_path):
-    from pydicom.filewriter import write_dataset
     from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
 
     ds = f.ct_dataset()
     buffer = DicomBytesIO()
@@ -276,3 +279,38 @@ def test_temp_copy_checksums_the_copy_and_leaves_nothing_when_the_source_fails(s
     with pytest.raises(OSError):
         storage.temp_copy(tmp_path)  # a folder: reading it fails after the temp file exists
     assert not list((storage_root / ".tmp").iterdir())
+
+
+@pytest.mark.parametrize("syntax", [f.EXPLICIT_LE, f.IMPLICIT_LE, f.EXPLICIT_BE, f.DEFLATED])
+def test_indexed_values_read_from_the_received_bytes_in_every_uncompressed_syntax(syntax):
+    ds = f.ct_dataset(size=16, instance_number=7, modality="MR", PatientSex="F", BodyPartExamined="HEAD",
+                      NumberOfFrames=3, SeriesNumber="  12", StudyTime="101500.25")
+    ds.Modality = ["MR", "CT"]  # VM 2 where one value is expected: the first is indexed
+    header = header_read(f.encode(ds, syntax))
+    attrs = attributes_extract(header.ds, TextDecoder.for_dataset(header.ds))
+    assert attrs["sop_instance_uid"] == ds.SOPInstanceUID
+    assert attrs["instance"] == {"instance_number": 7, "rows": 16, "columns": 16, "number_of_frames": 3,
+                                 "bits_allocated": 16, "photometric_interpretation": "MONOCHROME2"}
+    assert attrs["series"]["modality"] == "MR" and attrs["series"]["series_number"] == 12
+    assert attrs["series"]["body_part_examined"] == "HEAD" and attrs["patient"]["patient_sex"] == "F"
+    assert attrs["study"]["study_date"] == datetime.date(2026, 11, 21)
+    assert attrs["study"]["study_time"] == datetime.time(10, 15, 0, 250000)
+
+
+def test_values_pydicom_already_converted_or_with_an_unexpected_vr_are_still_indexed():
+    data = f.encode(f.ct_dataset(size=16))
+    rows = b"\x28\x00\x10\x00US\x02\x00\x10\x00"
+    assert data.count(rows) == 1
+    data = data.replace(rows, b"\x28\x00\x10\x00UN\x00\x00\x02\x00\x00\x00\x10\x00")  # Rows sent as UN
+    header = header_read(data)
+    header.ds.InstanceNumber = 5  # a converted DataElement, as a bare data set's header holds
+    attrs = attributes_extract(header.ds, TextDecoder.for_dataset(header.ds))
+    assert attrs["instance"]["rows"] == 16 and attrs["instance"]["instance_number"] == 5
+
+
+def test_a_multi_valued_uid_is_refused_not_cut():
+    ds = f.ct_dataset()
+    ds.SOPInstanceUID = ["1.2.3", "1.2.4"]
+    header = header_read(f.encode(ds))
+    with pytest.raises(InvalidUID):
+        attributes_extract(header.ds, TextDecoder.for_dataset(header.ds))

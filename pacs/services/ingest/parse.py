@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
@@ -256,20 +257,77 @@ def _int(value: object) -> int | None:
         return None
 
 
-def _element(ds: Dataset, keyword: str) -> object:
-    try:
-        element = ds.get(_TAGS[keyword])  # by tag: the element itself, without the keyword lookup
-    except Exception:  # a malformed value of an optional attribute is not fatal
-        return None
-    return None if element is None else element.value
-
-
 _TAGS = {keyword_for_tag(tag): tag for tag in INDEXED_TAGS}
+#: VRs whose received bytes are read here without pydicom: default character repertoire, or US.
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
+_PYDICOM = object()  # the element needs pydicom's conversion (already converted, or an unexpected VR)
+
+
+def _received(ds: Dataset, tag: int, vrs: frozenset) -> bytes | object | None:
+    """The undecoded value bytes of *tag* when its VR is one of *vrs* (or implicit); ``_PYDICOM`` otherwise.
+
+    The header is read into raw elements; converting one through pydicom
+    (hooks, value parsing, validation) cost ~10 us per element, most of the
+    attribute extraction of a C-STORE.
+    """
+    try:
+        element = ds.get_item(tag)
+    except Exception:  # noqa: BLE001 - a malformed optional attribute is not fatal
+        return None
+    if element is None:
+        return None
+    if type(element) is RawDataElement and (element.VR is None or element.VR in vrs):
+        return element.value or b""
+    return _PYDICOM
+
+
+def _converted(ds: Dataset, tag: int) -> object:
+    try:
+        element = ds.get(tag)
+    except Exception:  # noqa: BLE001 - a malformed value of an optional attribute is not fatal
+        return None
+    value = None if element is None else element.value
+    if isinstance(value, (list, tuple)):  # MultiValue: the first value
+        value = value[0] if len(value) else None
+    return value
+
+
+def _string(ds: Dataset, tag: int) -> str:
+    """A default-repertoire value (CS, DA, TM, IS...): the first value, without padding."""
+    raw = _received(ds, tag, _ASCII_VRS)
+    if raw is None:
+        return ""
+    if raw is _PYDICOM:
+        value = _converted(ds, tag)
+        return "" if value is None else str(value).strip()
+    return raw.decode("latin-1").split("\\", 1)[0].strip(" \0")
+
+
+def _unsigned(ds: Dataset, tag: int) -> int | None:
+    """A US value (Rows, Columns, BitsAllocated...)."""
+    try:
+        element = ds.get_item(tag)
+    except Exception:  # noqa: BLE001 - as _received
+        return None
+    if element is None:
+        return None
+    if type(element) is RawDataElement and element.VR in (None, "US"):
+        raw = element.value or b""
+        if len(raw) < 2:
+            return None
+        return struct.unpack_from("<H" if element.is_little_endian else ">H", raw)[0]
+    return _int(_converted(ds, tag))
 
 
 def _uid(ds: Dataset, tag: int) -> str:
-    element = ds.get(tag)
-    return (element.value or "") if element is not None else ""
+    """A UID as received, trailing padding removed (a multi-valued one stays whole: it is not a valid UID)."""
+    raw = _received(ds, tag, frozenset({"UI"}))
+    if raw is None:
+        return ""
+    if raw is _PYDICOM:
+        element = ds.get(tag)
+        return str(element.value or "").strip() if element is not None else ""
+    return raw.decode("latin-1").strip(" \0")
 
 
 def cut(value: str, length: int) -> str:
@@ -280,7 +338,7 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
     """Extract and validate the indexed attributes of *ds*."""
     try:
         uids = {
-            key: str(_uid(ds, _TAGS[key])).strip()
+            key: _uid(ds, _TAGS[key])
             for key in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
         }
     except Exception as exc:
@@ -289,7 +347,7 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
         if not value:
             raise DatasetMismatch(f"Missing required attribute {key}")
         storage.uid_validate(value, key)
-    if _element(ds, "Rows") is not None and not getattr(ds, "_pacs_has_pixels", True):
+    if _received(ds, 0x00280010, frozenset()) is not None and not getattr(ds, "_pacs_has_pixels", True):
         raise DatasetMismatch("Image instance (Rows present) has no Pixel Data")
     text = decoder.text
     name = decoder.person_name(ds, 0x00100010)
@@ -306,12 +364,12 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
             "patient_name_alphabetic": cut(name.alphabetic, 324),
             "patient_name_ideographic": cut(name.ideographic, 324),
             "patient_name_phonetic": cut(name.phonetic, 324),
-            "patient_birth_date": _date(_element(ds, "PatientBirthDate")),
-            "patient_sex": cut(str(_element(ds, "PatientSex") or "").strip().upper(), 16),
+            "patient_birth_date": _date(_string(ds, _TAGS["PatientBirthDate"])),
+            "patient_sex": cut(_string(ds, _TAGS["PatientSex"]).upper(), 16),
         },
         "study": {
-            "study_date": _date(_element(ds, "StudyDate")),
-            "study_time": _time(_element(ds, "StudyTime")),
+            "study_date": _date(_string(ds, _TAGS["StudyDate"])),
+            "study_time": _time(_string(ds, _TAGS["StudyTime"])),
             "study_description": cut(text(ds, 0x00081030), 256),
             "accession_number": cut(text(ds, 0x00080050), 64),
             "study_id": cut(text(ds, 0x00200010), 64),
@@ -319,23 +377,23 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
             "institution_name": cut(text(ds, 0x00080080), 256),
         },
         "series": {
-            "modality": cut(str(_element(ds, "Modality") or "").strip().upper(), 16),
-            "series_number": _int(_element(ds, "SeriesNumber")),
+            "modality": cut(_string(ds, _TAGS["Modality"]).upper(), 16),
+            "series_number": _int(_string(ds, _TAGS["SeriesNumber"])),
             "series_description": cut(text(ds, 0x0008103E), 256),
-            "series_date": _date(_element(ds, "SeriesDate")),
-            "series_time": _time(_element(ds, "SeriesTime")),
-            "body_part_examined": cut(str(_element(ds, "BodyPartExamined") or "").strip(), 64),
+            "series_date": _date(_string(ds, _TAGS["SeriesDate"])),
+            "series_time": _time(_string(ds, _TAGS["SeriesTime"])),
+            "body_part_examined": cut(_string(ds, _TAGS["BodyPartExamined"]), 64),
             "protocol_name": cut(text(ds, 0x00181030), 256),
             "station_name": cut(text(ds, 0x00081010), 64),
             "manufacturer": cut(text(ds, 0x00080070), 256),
-            "performed_procedure_step_start_date": _date(_element(ds, "PerformedProcedureStepStartDate")),
+            "performed_procedure_step_start_date": _date(_string(ds, _TAGS["PerformedProcedureStepStartDate"])),
         },
         "instance": {
-            "instance_number": _int(_element(ds, "InstanceNumber")),
-            "rows": _int(_element(ds, "Rows")),
-            "columns": _int(_element(ds, "Columns")),
-            "number_of_frames": _int(_element(ds, "NumberOfFrames")),
-            "bits_allocated": _int(_element(ds, "BitsAllocated")),
-            "photometric_interpretation": cut(str(_element(ds, "PhotometricInterpretation") or ""), 16),
+            "instance_number": _int(_string(ds, _TAGS["InstanceNumber"])),
+            "rows": _unsigned(ds, _TAGS["Rows"]),
+            "columns": _unsigned(ds, _TAGS["Columns"]),
+            "number_of_frames": _int(_string(ds, _TAGS["NumberOfFrames"])),
+            "bits_allocated": _unsigned(ds, _TAGS["BitsAllocated"]),
+            "photometric_interpretation": cut(_string(ds, _TAGS["PhotometricInterpretation"]), 16),
         },
     }
