@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 import tempfile
@@ -22,8 +24,15 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from pacs.exceptions import OutOfResources
+from pacs.services.config import archive_config_get
+from pacs.storage import free_space_check
+
 CHUNK_BYTES = 1024 * 1024
 SPOOL_BYTES = 32 * 1024 * 1024
+HEAD_BYTES = 64 * 1024  # of a part that cannot be kept: enough for its UIDs in the failure report
+
+logger = logging.getLogger(__name__)
 _PARAM_RE = re.compile(r';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,]*)')
 
 
@@ -95,12 +104,19 @@ def accept_parse(header: str | None) -> list[AcceptedType]:
 
 @dataclass
 class Part:
-    """One part of a multipart/related body: headers and the content (bytes or a spooled file)."""
+    """One part of a multipart/related body: headers and the content (bytes or a spooled file).
+
+    A part that could not be kept (archive volume below its free-space floor,
+    or the spool write failed) has no content but ``error`` - its failure
+    reason and message - and ``head``, its first bytes, for its UIDs.
+    """
 
     headers: dict[str, str]
     data: bytes | None = None
     path: Path | None = None
     size: int = 0
+    error: tuple[int, str] | None = None
+    head: bytes = b""
 
     @property
     def content_type(self) -> str:
@@ -115,7 +131,13 @@ class Part:
 
 
 class _PartWriter:
-    """Collects a part's bytes in memory, moving to a temp file past ``SPOOL_BYTES``."""
+    """Collects a part's bytes in memory, moving to a temp file past ``SPOOL_BYTES``.
+
+    The archive's free-space floor is checked before a part starts to spool
+    (not after a big write); a volume below it, or a failed spool write (disk
+    full), makes the part fail with 0xA700 / 0x0110: its temp file is removed,
+    the rest of it is read and dropped, and the next part is stored normally.
+    """
 
     def __init__(self, headers: dict[str, str]) -> None:
         self.headers = headers
@@ -123,27 +145,63 @@ class _PartWriter:
         self.file = None
         self.path: Path | None = None
         self.size = 0
+        self.head = b""
+        self.error: tuple[int, str] | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         self.size += len(data)
-        if self.file is None and len(self.buffer) + len(data) > SPOOL_BYTES:
-            Path(settings.PACS_TEMP_DIR).mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=settings.PACS_TEMP_DIR)
-            self.file = os.fdopen(fd, "wb")
-            self.path = Path(name)
-            self.file.write(self.buffer)
-            self.buffer = bytearray()
+        if self.error is not None:
+            return
+        try:
+            if self.file is None and len(self.buffer) + len(data) > SPOOL_BYTES:
+                self.head = bytes(self.buffer[:HEAD_BYTES] if self.buffer else data[:HEAD_BYTES])
+                free_space_check(archive_config_get().min_free_mb)
+                Path(settings.PACS_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(prefix="stow-", suffix=".part", dir=settings.PACS_TEMP_DIR)
+                self.file = os.fdopen(fd, "wb")
+                self.path = Path(name)
+                self.file.write(self.buffer)
+                self.buffer = bytearray()
+            if self.file is not None:
+                self.file.write(data)
+            else:
+                self.buffer += data
+        except OutOfResources as exc:
+            self._fail(exc.dicom_status, exc.message)
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            self._fail(0xA700 if full else 0x0110, f"Cannot spool the part: {exc.strerror or exc}")
+
+    def _fail(self, status: int, message: str) -> None:
+        logger.warning("stow-rs part refused status=0x%04X bytes_so_far=%d reason=%s", status, self.size, message)
+        self.error = (status, message)
+        self.buffer = bytearray()
+        self._discard_file()
+
+    def _discard_file(self) -> None:
         if self.file is not None:
-            self.file.write(data)
-        else:
-            self.buffer += data
+            try:
+                self.file.close()
+            except OSError:
+                pass  # buffered bytes that cannot be flushed: the file goes anyway
+            self.file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
 
     def close(self) -> Part:
-        if self.file is not None:
-            self.file.close()
-            return Part(headers=self.headers, path=self.path, size=self.size)
+        if self.error is None and self.file is not None:
+            try:
+                self.file.close()
+            except OSError as exc:  # the last buffered bytes did not fit either
+                full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                self._fail(0xA700 if full else 0x0110, f"Cannot spool the part: {exc.strerror or exc}")
+            else:
+                return Part(headers=self.headers, path=self.path, size=self.size)
+        if self.error is not None:
+            return Part(headers=self.headers, size=self.size, error=self.error, head=self.head)
         return Part(headers=self.headers, data=bytes(self.buffer), size=self.size)
 
 

@@ -38,7 +38,7 @@ _HEADER_TAGS = [0x00080016, 0x00080018, 0x0020000D]
 def _identity(part: Part) -> tuple[str, str, str]:
     """(SOPClassUID, SOPInstanceUID, StudyInstanceUID) of a part, '' for what cannot be read."""
     try:
-        source = part.source()
+        source = part.head if part.error is not None else part.source()
         fh = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
         with fh:
             ds = dcmread(fh, stop_before_pixels=True, specific_tags=_HEADER_TAGS, force=True)
@@ -107,6 +107,9 @@ class StudyStoreView(DicomWebView):
 
     def _store_one(self, request, part: Part, target_study, origin, referenced, failed, studies) -> None:
         sop_class, sop_instance, study = _identity(part)
+        if part.error is not None:  # not kept: no room for it on the archive volume, or the spool failed
+            failed.append(_failed(sop_class, sop_instance, part.error[0]))
+            return
         if part.content_type not in ("application/dicom", ""):
             failed.append(_failed(sop_class, sop_instance, CANNOT_UNDERSTAND))
             return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +105,53 @@ def test_stow_large_part_is_spooled_and_stored(http, archive_config, monkeypatch
     stored = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
     assert stored.file_size == len(f.encode(ds))
 
+
+
+def test_stow_part_below_the_free_space_floor_is_refused_before_spooling(http, archive_config, monkeypatch,
+                                                                        storage_root):
+    from django.conf import settings
+
+    from dicomweb import parsers
+
+    monkeypatch.setattr(parsers, "SPOOL_BYTES", 4096)
+    spooled = []
+    real_mkstemp = parsers.tempfile.mkstemp
+    monkeypatch.setattr(parsers.tempfile, "mkstemp", lambda **kw: spooled.append(kw) or real_mkstemp(**kw))
+    archive_config(min_free_mb=10**9)  # more than any disk: the volume is "full"
+    big = f.ct_dataset(size=128)
+    response = http.post(http.url("/dicomweb/studies"), data=multipart_body([f.encode(big)]),
+                         headers={"Content-Type": STOW_TYPE})
+    assert response.status_code == 409, response.text
+    failed = response.json()["00081198"]["Value"]
+    assert failed[0]["00081155"]["Value"] == [big.SOPInstanceUID]
+    assert failed[0]["00081197"]["Value"] == [0xA700]
+    assert spooled == []  # nothing of it was written to disk
+    assert not list(Path(settings.PACS_TEMP_DIR).glob("stow-*.part"))
+    assert Instance.objects.count() == 0
+
+
+def test_stow_disk_full_while_spooling_fails_that_part_only_and_leaves_no_file(http, archive_config, monkeypatch,
+                                                                              tmp_path):
+    from dicomweb import parsers
+
+    monkeypatch.setattr(parsers, "SPOOL_BYTES", 4096)
+    spool = tmp_path / "stow-full.part"
+
+    def mkstemp_on_a_full_disk(**kwargs):
+        spool.touch()
+        return os.open("/dev/full", os.O_WRONLY), str(spool)  # every write: ENOSPC, as on a full volume
+
+    monkeypatch.setattr(parsers.tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    big, small = f.ct_dataset(size=128), f.ct_dataset(size=8)
+    response = http.post(http.url("/dicomweb/studies"), data=multipart_body([f.encode(big), f.encode(small)]),
+                         headers={"Content-Type": STOW_TYPE})
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["00081198"]["Value"][0]["00081155"]["Value"] == [big.SOPInstanceUID]
+    assert answer["00081198"]["Value"][0]["00081197"]["Value"] == [0xA700]
+    assert answer["00081199"]["Value"][0]["00081155"]["Value"] == [small.SOPInstanceUID]
+    assert not spool.exists()
+    assert list(Instance.objects.values_list("sop_instance_uid", flat=True)) == [small.SOPInstanceUID]
 
 # --- QIDO-RS --------------------------------------------------------------------------
 
