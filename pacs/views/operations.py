@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import zipfile
 
@@ -16,9 +17,11 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from pacs.choices import JobState
-from pacs.exceptions import PacsError
+from pacs.exceptions import OutOfResources, PacsError
+from pacs.services.config import archive_config_get
 from pacs.services.ingest import IngestOrigin, instance_ingest
 from pacs.services.logs import log_archives_delete
+from pacs.storage import free_space_check
 from pacs.views import reads
 from pacs.views.forms import LogFilterForm
 from pacs.views.mixins import PageMixin
@@ -57,7 +60,17 @@ class UploadView(PageMixin, View):
     MAX_ZIP_MEMBER = 2 * 1024**3
 
     def post(self, request):
-        upload = request.FILES.get("file")
+        try:  # before the body is received: Django writes a large upload to a temp file first
+            free_space_check(archive_config_get().min_free_mb)
+        except OutOfResources as exc:
+            return JsonResponse({"error": exc.message}, status=507)
+        try:
+            upload = request.FILES.get("file")
+        except OSError as exc:  # the upload's temp file could not be written
+            logger.warning("upload not received peer=%s reason=%s", request.META.get("REMOTE_ADDR", ""), exc)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            return JsonResponse({"error": _("Cannot receive the upload: %s") % (exc.strerror or exc)},
+                                status=507 if full else 500)
         if upload is None:
             return JsonResponse({"error": _("No file in the request (field 'file').")}, status=400)
         origin = IngestOrigin(source="upload", calling_aet="WEB", peer_address=request.META.get("REMOTE_ADDR", ""))

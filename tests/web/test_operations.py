@@ -97,6 +97,24 @@ def test_upload_files_and_zip_into_the_archive(logged_in, storage_root, archive_
     screenshot(logged_in, "send-upload")
 
 
+
+def test_upload_below_the_free_space_floor_is_refused_with_a_message(logged_in, admin_client, storage_root,
+                                                                     archive_config, tmp_path):
+    from pacs.models import Instance
+    from tests.dicom_factories import study_files
+
+    files = study_files(tmp_path / "a", count=1)
+    archive_config(min_free_mb=10**9)  # more than any disk: the volume is "full"
+    logged_in.goto("/send/")
+    logged_in.set_input_files("#file-input", [str(p) for p in files])
+    eventually(lambda: logged_in.locator("#upload-summary").inner_text().startswith("0 uploaded, 1 rejected / 1"),
+               timeout=20)
+    assert "Archive storage is full" in logged_in.locator("#upload-list").inner_text()
+    # Refused as a whole before the body is read (not instance by instance after receiving it).
+    response = admin_client.post("/send/upload/", {"file": files[0].open("rb")})
+    assert response.status_code == 507 and "Archive storage is full" in response.json()["error"]
+    assert Instance.objects.count() == 0
+
 def test_logs_page_filters_searches_and_tails(logged_in, settings, tmp_path, screenshot):
     settings.PACS_LOG_DIR = tmp_path
     log = tmp_path / "storage.log"
