@@ -288,15 +288,15 @@ def uid_decoding_cache() -> None:
 
     if getattr(presentation.set_uid, "_pacs_cached", False):
         return
-    validate = _config.VALIDATORS["UI"]
+    pynetdicom_validate = _config.VALIDATORS["UI"]
 
     @functools.lru_cache(maxsize=4096)
     def verdict(value: str, enforce: bool) -> tuple[bool, str]:
-        return validate(value)
+        return pynetdicom_validate(value)
 
     def validate_ui(value) -> tuple[bool, str]:
         if not isinstance(value, str):
-            return validate(value)
+            return pynetdicom_validate(value)
         return verdict(str(value), _config.ENFORCE_UID_CONFORMANCE)
 
     _config.VALIDATORS["UI"] = validate_ui
