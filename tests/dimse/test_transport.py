@@ -6,11 +6,13 @@ import logging
 import socket
 import struct
 import subprocess
+import time
 
 import pytest
 from pydicom.uid import UID
-from pynetdicom import pdu_items, pdu_primitives, presentation, utils
+from pynetdicom import AE, pdu_items, pdu_primitives, presentation, utils
 from pynetdicom.pdu import A_ASSOCIATE_RQ
+from pynetdicom.sop_class import Verification
 
 from dimse.transport import ConformantUID, uid_decoding_cache
 
@@ -83,3 +85,21 @@ def test_nonconformant_and_invalid_uids_take_pynetdicoms_path_every_time(caplog,
     assert pdu_items.set_uid(None, "abstract_syntax_name") is None
     conformant = pdu_items.set_uid(b"1.2.840.10008.5.1.4.1.1.2", "abstract_syntax_name")
     assert type(conformant) is ConformantUID and conformant.name == "CT Image Storage"
+
+
+def test_idle_associations_wait_without_spinning(dimse_listener):
+    """Acceptor reactors skip pynetdicom's 1 ms nap (they block on their queue); nothing may busy-wait instead."""
+    manager = dimse_listener("qr")
+    ae = AE(ae_title="IDLE")
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", manager.port("qr"), ae_title="QRSCP")
+    try:
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0x0000
+        before_cpu, before = time.process_time(), time.monotonic()
+        time.sleep(1.0)  # the measured interval itself: both ends of the association sit idle
+        cpu, wall = time.process_time() - before_cpu, time.monotonic() - before
+        assert cpu < 0.3 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s idle"
+        assert assoc.send_c_echo().Status == 0x0000  # and the second request is still answered
+    finally:
+        assoc.release()
