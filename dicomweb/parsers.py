@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -26,7 +25,7 @@ from rest_framework.parsers import BaseParser
 
 from pacs.exceptions import OutOfResources
 from pacs.services.config import archive_config_get
-from pacs.storage import free_space_check
+from pacs.storage import free_space_check, write_failure_status
 
 CHUNK_BYTES = 1024 * 1024
 SPOOL_BYTES = 32 * 1024 * 1024
@@ -171,8 +170,10 @@ class _PartWriter:
         except OutOfResources as exc:
             self._fail(exc.dicom_status, exc.message)
         except OSError as exc:
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            self._fail(0xA700 if full else 0x0110, f"Cannot spool the part: {exc.strerror or exc}")
+            self._fail_write(exc)
+
+    def _fail_write(self, exc: OSError) -> None:
+        self._fail(write_failure_status(exc), f"Cannot spool the part: {exc.strerror or exc}")
 
     def _fail(self, status: int, message: str) -> None:
         logger.warning("stow-rs part refused status=0x%04X bytes_so_far=%d reason=%s", status, self.size, message)
@@ -196,8 +197,7 @@ class _PartWriter:
             try:
                 self.file.close()
             except OSError as exc:  # the last buffered bytes did not fit either
-                full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-                self._fail(0xA700 if full else 0x0110, f"Cannot spool the part: {exc.strerror or exc}")
+                self._fail_write(exc)
             else:
                 return Part(headers=self.headers, path=self.path, size=self.size)
         if self.error is not None:

@@ -6,6 +6,7 @@ Nothing derived from a request reaches the file system without passing
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -107,6 +108,11 @@ def absolute_path(relative: str) -> Path:
     if not parts or Path(relative).is_absolute() or ".." in parts or "\x00" in relative:
         raise InvalidUID(f"Path {relative!r} escapes the archive root")
     return Path(settings.PACS_STORAGE_ROOT) / relative
+
+
+def write_failure_status(exc: OSError) -> int:
+    """DICOM status of a write that failed with *exc*: 0xA700 (out of resources) on a full volume, else 0x0110."""
+    return 0xA700 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 0x0110
 
 
 def free_space_check(min_free_mb: int) -> None:

@@ -32,7 +32,6 @@ whole-slide image needs neither its size in RAM nor a second copy on disk.
 
 from __future__ import annotations
 
-import errno
 import logging
 import struct
 from functools import lru_cache
@@ -202,8 +201,7 @@ class StorageWire:
         except OSError as exc:
             logger.error("c-store spool write failed sop_instance_uid=%s: %s", message.sop_instance_uid, exc)
             message.discard()
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            message.error = (0xA700 if full else 0x0110, f"Cannot write to the archive: {exc.strerror or exc}")
+            message.error = (storage.write_failure_status(exc), f"Cannot write to the archive: {exc.strerror or exc}")
 
     def discard(self) -> None:
         """The association ended: drop a data set still arriving (and its temp file)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import zipfile
 
@@ -21,7 +20,7 @@ from pacs.exceptions import OutOfResources, PacsError
 from pacs.services.config import archive_config_get
 from pacs.services.ingest import IngestOrigin, instance_ingest
 from pacs.services.logs import log_archives_delete
-from pacs.storage import free_space_check
+from pacs.storage import free_space_check, write_failure_status
 from pacs.views import reads
 from pacs.views.forms import LogFilterForm
 from pacs.views.mixins import PageMixin
@@ -68,7 +67,7 @@ class UploadView(PageMixin, View):
             upload = request.FILES.get("file")
         except OSError as exc:  # the upload's temp file could not be written
             logger.warning("upload not received peer=%s reason=%s", request.META.get("REMOTE_ADDR", ""), exc)
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            full = write_failure_status(exc) == 0xA700
             return JsonResponse({"error": _("Cannot receive the upload: %s") % (exc.strerror or exc)},
                                 status=507 if full else 500)
         if upload is None:
