@@ -260,11 +260,12 @@ def _int(value: object) -> int | None:
 _TAGS = {keyword_for_tag(tag): tag for tag in INDEXED_TAGS}
 #: VRs whose received bytes are read here without pydicom: default character repertoire, or US.
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
+_US, _UI = frozenset({"US"}), frozenset({"UI"})
 _PYDICOM = object()  # the element needs pydicom's conversion (already converted, or an unexpected VR)
 
 
-def _received(ds: Dataset, tag: int, vrs: frozenset) -> bytes | object | None:
-    """The undecoded value bytes of *tag* when its VR is one of *vrs* (or implicit); ``_PYDICOM`` otherwise.
+def _received(ds: Dataset, tag: int, vrs: frozenset) -> RawDataElement | object | None:
+    """The undecoded element *tag* when its VR is one of *vrs* (or implicit); ``_PYDICOM`` otherwise.
 
     The header is read into raw elements; converting one through pydicom
     (hooks, value parsing, validation) cost ~10 us per element, most of the
@@ -277,7 +278,7 @@ def _received(ds: Dataset, tag: int, vrs: frozenset) -> bytes | object | None:
     if element is None:
         return None
     if type(element) is RawDataElement and (element.VR is None or element.VR in vrs):
-        return element.value or b""
+        return element
     return _PYDICOM
 
 
@@ -294,40 +295,37 @@ def _converted(ds: Dataset, tag: int) -> object:
 
 def _string(ds: Dataset, tag: int) -> str:
     """A default-repertoire value (CS, DA, TM, IS...): the first value, without padding."""
-    raw = _received(ds, tag, _ASCII_VRS)
-    if raw is None:
+    element = _received(ds, tag, _ASCII_VRS)
+    if element is None:
         return ""
-    if raw is _PYDICOM:
+    if element is _PYDICOM:
         value = _converted(ds, tag)
         return "" if value is None else str(value).strip()
-    return raw.decode("latin-1").split("\\", 1)[0].strip(" \0")
+    return (element.value or b"").decode("latin-1").split("\\", 1)[0].strip(" \0")
 
 
 def _unsigned(ds: Dataset, tag: int) -> int | None:
     """A US value (Rows, Columns, BitsAllocated...)."""
-    try:
-        element = ds.get_item(tag)
-    except Exception:  # noqa: BLE001 - as _received
-        return None
+    element = _received(ds, tag, _US)
     if element is None:
         return None
-    if type(element) is RawDataElement and element.VR in (None, "US"):
-        raw = element.value or b""
-        if len(raw) < 2:
-            return None
-        return struct.unpack_from("<H" if element.is_little_endian else ">H", raw)[0]
-    return _int(_converted(ds, tag))
+    if element is _PYDICOM:
+        return _int(_converted(ds, tag))
+    raw = element.value or b""
+    if len(raw) < 2:
+        return None
+    return struct.unpack_from("<H" if element.is_little_endian else ">H", raw)[0]
 
 
 def _uid(ds: Dataset, tag: int) -> str:
     """A UID as received, trailing padding removed (a multi-valued one stays whole: it is not a valid UID)."""
-    raw = _received(ds, tag, frozenset({"UI"}))
-    if raw is None:
+    element = _received(ds, tag, _UI)
+    if element is None:
         return ""
-    if raw is _PYDICOM:
-        element = ds.get(tag)
-        return str(element.value or "").strip() if element is not None else ""
-    return raw.decode("latin-1").strip(" \0")
+    if element is _PYDICOM:
+        converted = ds.get(tag)
+        return str(converted.value or "").strip() if converted is not None else ""
+    return (element.value or b"").decode("latin-1").strip(" \0")
 
 
 def cut(value: str, length: int) -> str:
@@ -347,7 +345,8 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
         if not value:
             raise DatasetMismatch(f"Missing required attribute {key}")
         storage.uid_validate(value, key)
-    if _received(ds, 0x00280010, frozenset()) is not None and not getattr(ds, "_pacs_has_pixels", True):
+    rows = _unsigned(ds, _TAGS["Rows"])
+    if rows is not None and not getattr(ds, "_pacs_has_pixels", True):
         raise DatasetMismatch("Image instance (Rows present) has no Pixel Data")
     text = decoder.text
     name = decoder.person_name(ds, 0x00100010)
@@ -390,7 +389,7 @@ def attributes_extract(ds: Dataset, decoder: TextDecoder) -> dict:
         },
         "instance": {
             "instance_number": _int(_string(ds, _TAGS["InstanceNumber"])),
-            "rows": _unsigned(ds, _TAGS["Rows"]),
+            "rows": rows,
             "columns": _unsigned(ds, _TAGS["Columns"]),
             "number_of_frames": _int(_string(ds, _TAGS["NumberOfFrames"])),
             "bits_allocated": _unsigned(ds, _TAGS["BitsAllocated"]),
