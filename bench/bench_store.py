@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -91,11 +92,12 @@ def wait_echo(port: int, aet: str, timeout: float = 60) -> None:
 
 
 def wait_listeners(port: int, count: int, timeout: float = 60) -> None:
-    """Wait until *count* sockets listen on *port* (runscp's worker processes each bind their own)."""
+    """Wait until *count* processes hold the socket listening on *port* (runscp's workers share it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=False).stdout
-        if len(out.splitlines()) >= count:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False).stdout
+        if len(set(re.findall(r"pid=(\d+)", out))) >= count:
+            time.sleep(0.5)  # a worker holding the socket starts accepting from it right after
             return
         time.sleep(0.2)
     raise RuntimeError(f"fewer than {count} processes listen on port {port}")
@@ -183,6 +185,15 @@ class OurServer:
         with sqlite3.connect(self.work / "db.sqlite3") as db:
             return db.execute("select count(*) from pacs_instance").fetchone()[0]
 
+    def spread(self) -> list[int]:
+        """Associations per runscp process, most first (from the association log)."""
+        import sqlite3
+
+        with sqlite3.connect(self.work / "db.sqlite3") as db:
+            rows = db.execute("select count(*) from dimse_associationlog where instances_received > 0 "
+                              "group by process order by 1 desc").fetchall()
+        return [count for (count,) in rows]
+
     def __exit__(self, *exc):
         for proc in self.procs:
             proc.send_signal(signal.SIGTERM)
@@ -236,10 +247,13 @@ def measure(server_factory, paths: list[Path], total_mb: float) -> list[dict]:
             seconds = send(server.port, server.aet, folders)
             stored = server.count()
             rss = peak_rss_mb(server.pids())
+            time.sleep(0.5)  # the association log is written just after the release
+            spread = server.spread() if hasattr(server, "spread") else None
         rows.append({
             "server": server.name, "associations": parts, "instances": len(paths), "stored": stored,
             "seconds": round(seconds, 2), "instances_per_s": round(len(paths) / seconds, 1),
             "mb_per_s": round(total_mb / seconds, 1), "peak_rss_mb": round(rss, 1),
+            **({"associations_per_process": spread} if spread is not None else {}),
         })
         print(json.dumps(rows[-1]), flush=True)
     return rows

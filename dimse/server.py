@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from dimse.db import db_release
 from dimse.handlers.echo import handle_echo
 from dimse.models import AllowedCaller, AssociationStatus, Listener, ListenerService
 from dimse.transport import association_low_latency, contexts_share_uids, uid_decoding_cache
+from dimse.workers import leave_to_less_busy
 
 logger = logging.getLogger(__name__)
 
@@ -103,9 +105,29 @@ def _caller_allowed(calling: str, peer: str, allowed: list[tuple[str, str]]) -> 
 
 
 class PacsRequestHandler(RequestHandler):
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except BaseException:
+            # The association's thread never ran: give back the connection counted on accept.
+            if self.server.load_board is not None:
+                self.server.load_board.release()
+            raise
+
     def _create_association(self):
         assoc = super()._create_association()
         association_low_latency(assoc, acceptor=True)
+        board = self.server.load_board
+        if board is not None:  # counted on accept; uncounted when the association's thread ends
+            run = assoc.run
+
+            def run_counted() -> None:
+                try:
+                    run()
+                finally:
+                    board.release()
+
+            assoc.run = run_counted
         acse = PacsACSE(assoc)
         acse.allowed = self.server.allowed_callers
         assoc.acse = acse
@@ -117,26 +139,68 @@ class PacsRequestHandler(RequestHandler):
 
 
 class PacsAssociationServer(ThreadedAssociationServer):
-    """Threaded server with TCP_NODELAY on every accepted socket and optional SO_REUSEPORT."""
+    """Threaded server with TCP_NODELAY on every accepted socket and optional SO_REUSEPORT.
+
+    Under ``runscp --workers`` the processes accept from one listening socket (the
+    parent's, ``listen_socket`` in the workers) and balance by ``load_board``: see
+    :mod:`dimse.workers`.
+    """
 
     daemon_threads = True
+    #: listen() backlog: socketserver's 5 refuses connections when a burst of them arrives.
+    request_queue_size = 128
     service: str = ""
     process_key: str = ""
     allowed_callers: list[tuple[str, str]] | None = None
     reuse_port: bool = False
     #: The service module's per-association set-up (``association_setup(assoc)``), if it has one.
     association_setup = None
+    #: A worker's copy of the parent's listening socket (None: bind our own).
+    listen_socket: socket.socket | None = None
+    #: The shared board of open associations per process (None: a single process).
+    load_board = None
 
     def server_bind(self) -> None:
+        if self.listen_socket is not None:
+            self.socket.close()
+            self.socket = self.listen_socket
+            self.server_address = self.socket.getsockname()
+            return
         if self.reuse_port and hasattr(socket, "SO_REUSEPORT"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
 
+    def server_activate(self) -> None:
+        if self.listen_socket is None:
+            super().server_activate()
+        if self.load_board is not None:
+            # Shared by several processes: whoever loses the race for a connection gets
+            # EAGAIN (skipped by serve_forever) instead of blocking in accept().
+            self.socket.setblocking(False)
+
     def get_request(self):
-        client, address = super().get_request()
+        board = self.load_board
+        if board is not None and board.less_busy_elsewhere() and not leave_to_less_busy(board, self.socket):
+            raise BlockingIOError("taken by a less busy runscp process")
+        try:
+            client, address = super().get_request()
+        except BlockingIOError:
+            raise
+        except OSError:
+            if self.listen_socket is not None:
+                time.sleep(0.05)  # the parent closed the socket; its stop message is on the way
+            raise
+        if board is not None:
+            board.acquire()
         # Without it every DIMSE response waits for the peer's delayed ACK (~40 ms).
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client, address
+
+    def server_close(self) -> None:
+        if self.listen_socket is not None:
+            self.socket.close()  # a worker's copy: shutting it down would stop every process
+            return
+        super().server_close()
 
 
 # --- Association audit (one place for every listener) -----------------------------
@@ -301,6 +365,12 @@ class ListenerManager:
         Which listeners this process runs (default all).
     reuse_port
         Set SO_REUSEPORT so several runscp processes share each port.
+    load_board
+        The :class:`dimse.workers.LoadBoard` of a ``runscp --workers`` group.
+    on_listen, on_stop
+        Called with ``(service, listening_socket)`` after a listener started and
+        with ``(service)`` before one stops: the parent of a worker group
+        forwards them to its workers.
     """
 
     def __init__(
@@ -310,11 +380,17 @@ class ListenerManager:
         port_overrides: dict[str, int] | None = None,
         services: list[str] | None = None,
         reuse_port: bool = False,
+        load_board=None,
+        on_listen=None,
+        on_stop=None,
     ) -> None:
         self.bind_address = bind_address or settings.PACS_BIND_ADDRESS
         self.port_overrides = dict(port_overrides or {})
         self.services = list(services or SERVICE_MODULES)
         self.reuse_port = reuse_port
+        self.load_board = load_board
+        self.on_listen = on_listen
+        self.on_stop = on_stop
         self.process_key = f"{socket.gethostname()}:{os.getpid()}"
         self.running: dict[str, RunningListener] = {}
         self.errors: dict[str, str] = {}
@@ -349,7 +425,34 @@ class ListenerManager:
                 self.stopped.add(name)
                 running = self.running.pop(name, None)
                 if running:
+                    if self.on_stop is not None:
+                        self.on_stop(name)
                     self._stop_one(running)
+            return self.status()
+
+    def follow(self, service: str, listening: socket.socket) -> dict[str, dict]:
+        """Serve *service* on a socket another process listens on (a worker of ``runscp --workers``).
+
+        The listener's configuration is read from the database again, so a
+        restart in the parent reaches the workers.
+        """
+        with self._lock:
+            if service not in self.services:
+                listening.close()
+                return self.status()
+            running = self.running.pop(service, None)
+            if running:
+                self._stop_one(running)
+            self.stopped.discard(service)
+            config = next(row for row in services.listener_config_list() if row.service == service)
+            try:
+                self._start_one(config, listening=listening)
+                self.errors.pop(service, None)
+            except ListenerError as exc:
+                listening.close()
+                self.errors[service] = str(exc)
+                logger.error("listener start failed service=%s error=%s", service, exc)
+            db_release()
             return self.status()
 
     def restart(self, service: str | None = None) -> dict[str, dict]:
@@ -402,9 +505,9 @@ class ListenerManager:
         uid_decoding_cache()
         return ae, handlers, getattr(module, "association_setup", None)
 
-    def _start_one(self, config: Listener) -> None:
+    def _start_one(self, config: Listener, listening: socket.socket | None = None) -> None:
         ae, handlers, association_setup = self._build_ae(config)
-        port = self.port_overrides.get(config.service, config.port)
+        port = listening.getsockname()[1] if listening else self.port_overrides.get(config.service, config.port)
         try:
             server = ae.make_server(
                 (self.bind_address, port),
@@ -416,6 +519,8 @@ class ListenerManager:
                     allowed=_allowed_callers(config),
                     reuse_port=self.reuse_port,
                     association_setup=association_setup,
+                    listening=listening,
+                    load_board=self.load_board,
                 ),
                 request_handler=PacsRequestHandler,
             )
@@ -437,6 +542,8 @@ class ListenerManager:
             service=config.service, ae_title=config.ae_title, port=actual_port, server=server, thread=thread
         )
         logger.info("listener started service=%s ae_title=%s port=%s", config.service, config.ae_title, actual_port)
+        if self.on_listen is not None and listening is None:
+            self.on_listen(config.service, server.socket)
 
     def _stop_one(self, running: RunningListener) -> None:
         for assoc in running.server.active_associations:
@@ -446,11 +553,14 @@ class ListenerManager:
         logger.info("listener stopped service=%s port=%s", running.service, running.port)
 
 
-def _server_class(*, service: str, process_key: str, allowed, reuse_port: bool, association_setup) -> type:
+def _server_class(
+    *, service: str, process_key: str, allowed, reuse_port: bool, association_setup, listening, load_board
+) -> type:
     """A server subclass carrying this listener's settings (pynetdicom builds the instance)."""
     return type(
         "PacsAssociationServer_" + service,
         (PacsAssociationServer,),
         {"service": service, "process_key": process_key, "allowed_callers": allowed, "reuse_port": reuse_port,
-         "association_setup": staticmethod(association_setup) if association_setup else None},
+         "association_setup": staticmethod(association_setup) if association_setup else None,
+         "listen_socket": listening, "load_board": load_board},
     )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from django.db import connection
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
-from dimse.models import ScpProcess
+from dimse.models import ListenerCommand, ScpProcess
 from dimse.services import listener_command_issue, listener_command_wait
 from pacs import storage
 from pacs.models import Instance
@@ -200,26 +201,93 @@ def _running(pid: int) -> bool:
     return "\nState:\tZ" not in state  # a zombie has exited
 
 
-def test_workers_share_the_port_and_stop_with_the_parent(runscp):
+def _serving(count: int, **lookup) -> list[int]:
+    """Wait until *count* runscp processes report the storage listener running; their pids."""
+    rows = ScpProcess.objects.filter(listeners__storage__running=True, **lookup)
+    return eventually(lambda: rows.count() == count and list(rows.values_list("pid", flat=True)), timeout=30)
+
+
+def _processes_of_open_associations(count: int) -> Counter:
+    """Which process holds each of the *count* established (still open) associations."""
+    from dimse.models import AssociationLog
+
+    rows = AssociationLog.objects.filter(status="established")
+    eventually(lambda: rows.count() == count, timeout=15)
+    return Counter(int(process.rsplit(":", 1)[1]) for process in rows.values_list("process", flat=True))
+
+
+def _hold_open(port: int, count: int, called: str = "STORESCP") -> list:
+    assocs = [_associate(port, called) for _ in range(count)]
+    assert all(assoc.is_established for assoc in assocs)
+    return assocs
+
+
+def _release(assocs: list) -> None:
+    for assoc in assocs:
+        assert assoc.send_c_store(f.ct_dataset()).Status == 0
+        assoc.release()
+
+
+def test_workers_share_the_port_balance_by_load_and_stop_with_the_parent(runscp):
     from dimse.models import AssociationLog
 
     scp = runscp("--services", "storage", "--workers", "3")
     port = scp.ports["storage"]
-    pids = eventually(lambda: ScpProcess.objects.count() == 3 and list(ScpProcess.objects.values_list("pid", flat=True)),
-                      timeout=30)
+    pids = _serving(3)
     children = [pid for pid in pids if pid != scp.proc.pid]
     assert len(children) == 2
-    for number in range(12):  # the kernel spreads associations over the three processes
+    # One listening socket, accepted from by all three processes (not one socket each).
+    listening = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    assert len(listening.splitlines()) == 1 and sorted(map(int, re.findall(r"pid=(\d+)", listening))) == sorted(pids)
+    # Six associations open at once land two on each process, whatever the order of arrival.
+    assocs = _hold_open(port, 6)
+    assert _processes_of_open_associations(6) == Counter({pid: 2 for pid in pids})
+    _release(assocs)
+    eventually(lambda: AssociationLog.objects.filter(status="released").count() == 6, timeout=15)
+    # As they end, the next ones go where the room is: a burst of sequential ones is served too.
+    for number in range(6):
         assoc = _associate(port)
         assert assoc.send_c_store(f.ct_dataset(instance_number=number)).Status == 0
         assoc.release()
     assert Instance.objects.count() == 12
-    eventually(lambda: AssociationLog.objects.filter(status="released").count() == 12, timeout=15)
-    assert len(set(AssociationLog.objects.values_list("process", flat=True))) >= 2
     assert scp.stop(signal.SIGTERM) == 0
     for pid in children:
         eventually(lambda pid=pid: not _running(pid), timeout=20)
     assert not ScpProcess.objects.exists()
+
+
+def test_workers_follow_the_parent_on_stop_start_and_restart(runscp):
+    from dimse.services import listener_config_update
+
+    scp = runscp("--services", "storage", "--workers", "2")
+    pids = _serving(2)
+    command = listener_command_wait(listener_command_issue(action="stop", service="storage"))
+    assert command.result["storage"]["running"] is False
+    # Nobody accepts on the old port any more: the workers let go of the socket too.
+    assert _associate(scp.ports["storage"]).is_established is False
+    eventually(lambda: not ScpProcess.objects.filter(listeners__storage__running=True).exists(), timeout=15)
+    listener_config_update(service="storage", ae_title="RENAMED")
+    command = listener_command_wait(listener_command_issue(action="start", service="storage"))
+    port = command.result["storage"]["port"]
+    _serving(2, listeners__storage__ae_title="RENAMED")
+    assocs = _hold_open(port, 2, called="RENAMED")  # both processes took the new configuration
+    assert _processes_of_open_associations(2) == Counter({pid: 1 for pid in pids})
+    _release(assocs)
+    assert Instance.objects.count() == 2
+    assert not ListenerCommand.objects.filter(processed_at__isnull=True).exists()
+
+
+def test_a_worker_that_dies_is_started_again(runscp):
+    scp = runscp("--services", "storage", "--workers", "2")
+    port = scp.ports["storage"]
+    child = next(pid for pid in _serving(2) if pid != scp.proc.pid)
+    os.kill(child, signal.SIGKILL)
+    eventually(lambda: "exited with code -9" in "".join(scp.output), timeout=15)
+    pids = _serving(2)
+    assert child not in pids and scp.proc.pid in pids
+    assocs = _hold_open(port, 2)
+    assert _processes_of_open_associations(2) == Counter({pid: 1 for pid in pids})
+    _release(assocs)
 
 
 def test_workers_exit_when_the_parent_is_killed(runscp):

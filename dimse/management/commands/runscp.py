@@ -6,11 +6,12 @@ serves the control channel: start/stop/restart requests written to
 with each listener's state is written to ``ScpProcess``.  SIGINT/SIGTERM stop
 cleanly.  ``--port 0`` binds ephemeral ports and prints them.
 
-``--workers N`` runs N processes sharing every listener port (SO_REUSEPORT: the
-kernel spreads incoming associations over them), so parallel associations use
-every core instead of one Python interpreter.  This process starts the others
-with the ports it bound and stops them when it stops; each obeys the control
-channel on its own.
+``--workers N`` runs N processes accepting from every listener socket, so
+parallel associations use every core instead of one Python interpreter; a new
+association goes to the process with the fewest open ones (:mod:`dimse.workers`).
+This process binds the sockets, hands them to the others, restarts a worker
+that dies and stops them all when it stops.  The workers follow it: a
+start/stop/restart from the web, applied here, reaches them through it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -36,6 +36,7 @@ from django.utils import timezone
 from dimse import services
 from dimse.models import ListenerCommand
 from dimse.server import SERVICE_MODULES, ListenerManager
+from dimse.workers import LoadBoard, WorkerGroup, follow_parent
 from pacs.services.logs import log_rotate
 from pacs.services.users import default_password_in_use
 from pacs.storage import temp_cleanup
@@ -69,6 +70,9 @@ class Command(BaseCommand):
             help="Processes sharing the listener ports (default 1; 2-4 use more cores for parallel associations).",
         )
         parser.add_argument("--worker-of", type=int, default=0, help=argparse.SUPPRESS)
+        # A worker's channel from its parent and the load board (fd:slots:slot), see dimse.workers.
+        parser.add_argument("--worker-channel", type=int, default=-1, help=argparse.SUPPRESS)
+        parser.add_argument("--worker-board", default="", help=argparse.SUPPRESS)
 
     def handle(self, *args, **options) -> None:
         executor = MigrationExecutor(connections["default"])
@@ -97,10 +101,6 @@ class Command(BaseCommand):
         if not 1 <= workers <= 64:
             raise CommandError("--workers must be between 1 and 64.")
         parent = options["worker_of"]
-        manager = ListenerManager(
-            bind_address=options["bind"], port_overrides=overrides, services=wanted,
-            reuse_port=options["reuse_port"] or workers > 1 or bool(parent),
-        )
         stop = threading.Event()
 
         def _signal(signum, _frame):
@@ -109,17 +109,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, _signal)
         signal.signal(signal.SIGTERM, _signal)
 
+        group = None
+        if parent:
+            manager = self._follow_parent(options, wanted, stop)
+        else:
+            if workers > 1:
+                group = WorkerGroup(workers, self._worker_args(options, wanted))
+            manager = ListenerManager(
+                bind_address=options["bind"], port_overrides=overrides, services=wanted,
+                reuse_port=options["reuse_port"],
+                load_board=group.board if group else None,
+                on_listen=group.listen if group else None,
+                on_stop=group.stop if group else None,
+            )
         last_command = ListenerCommand.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        status = manager.start()
-        for service, state in status.items():
-            if state["running"]:
-                self.stdout.write(f"{service} listener {state['ae_title']} on port {state['port']}")
-            elif state["error"]:
-                self.stderr.write(self.style.ERROR(f"{service} listener not started: {state['error']}"))
-        if not any(state["running"] for state in status.values()):
-            if any(state["error"] for state in status.values()):
-                raise CommandError("No listener could be started.")
-        children = self._spawn_workers(workers - 1, options, wanted, overrides, status)
+        if not parent:
+            status = manager.start()
+            for service, state in status.items():
+                if state["running"]:
+                    self.stdout.write(f"{service} listener {state['ae_title']} on port {state['port']}")
+                elif state["error"]:
+                    self.stderr.write(self.style.ERROR(f"{service} listener not started: {state['error']}"))
+            if not any(state["running"] for state in status.values()):
+                if any(state["error"] for state in status.values()):
+                    raise CommandError("No listener could be started.")
+        if group is not None:
+            group.start()
+            self.stdout.write(f"started {workers - 1} more worker process(es): {', '.join(group.pids())}")
         # What is loaded by now (Django, pydicom's dictionaries, the listeners' contexts) lives
         # as long as the process: out of the collector's full passes, which pynetdicom forces
         # every 60 connections (each ~30 ms holding the GIL, seen as echo latency outliers).
@@ -138,7 +154,10 @@ class Command(BaseCommand):
                     break
                 now = time.monotonic()
                 try:
-                    last_command = self._apply_commands(manager, last_command)
+                    if group is not None:
+                        group.watch()
+                    if not parent:  # workers follow their parent's listeners
+                        last_command = self._apply_commands(manager, last_command)
                     if now >= next_heartbeat:
                         services.scp_process_heartbeat(
                             key=key, host=socket.gethostname(), pid=int(key.rsplit(":", 1)[1]),
@@ -154,7 +173,8 @@ class Command(BaseCommand):
                 stop.wait(POLL_SECONDS)
         finally:
             self.stdout.write("Stopping listeners...")
-            self._stop_workers(children)
+            if group is not None:
+                group.shutdown()
             manager.shutdown()
             try:
                 services.scp_process_remove(key=key)
@@ -162,31 +182,24 @@ class Command(BaseCommand):
                 logger.exception("could not remove process heartbeat")
             self.stdout.write("runscp stopped.")
 
-    def _spawn_workers(self, count: int, options, wanted: list[str], overrides: dict, status: dict) -> list:
-        """Start *count* more runscp processes on the ports this one bound."""
-        if count <= 0:
-            return []
-        args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runscp", "--reuse-port",
-                "--worker-of", str(os.getpid()), "--services", ",".join(wanted)]
+    @staticmethod
+    def _worker_args(options, wanted: list[str]) -> list[str]:
+        args = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runscp", "--worker-of", str(os.getpid()),
+                "--services", ",".join(wanted)]
         if options["bind"]:
             args += ["--bind", options["bind"]]
-        for service in wanted:
-            port = status[service]["port"] if status[service]["running"] else overrides.get(service)
-            if port is not None:
-                args += [f"--{service}-port", str(port)]
-        children = [subprocess.Popen(args, stdout=subprocess.DEVNULL) for _ in range(count)]
-        self.stdout.write(f"started {count} more worker process(es): {', '.join(str(c.pid) for c in children)}")
-        return children
+        return args
 
     @staticmethod
-    def _stop_workers(children: list) -> None:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    def _follow_parent(options, wanted: list[str], stop: threading.Event) -> ListenerManager:
+        """A worker: serve the listeners whose sockets the parent sends, until it says stop."""
+        board_fd, slots, slot = (int(part) for part in options["worker_board"].split(":"))
+        board = LoadBoard(board_fd, slots, slot)
+        manager = ListenerManager(bind_address=options["bind"], services=wanted, load_board=board)
+        channel = socket.socket(fileno=options["worker_channel"])
+        threading.Thread(target=follow_parent, args=(channel, manager, stop), name="runscp-follow",
+                         daemon=True).start()
+        return manager
 
     def _apply_commands(self, manager: ListenerManager, last_command: int) -> int:
         for command in ListenerCommand.objects.filter(id__gt=last_command).order_by("id"):
