@@ -292,8 +292,6 @@ def test_a_worker_that_dies_is_started_again(runscp):
 
 def test_workers_exit_when_the_parent_is_killed(runscp):
     scp = runscp("--services", "storage", "--workers", "2")
-    pids = eventually(lambda: ScpProcess.objects.count() == 2 and list(ScpProcess.objects.values_list("pid", flat=True)),
-                      timeout=30)
-    child = next(pid for pid in pids if pid != scp.proc.pid)
+    child = next(pid for pid in _serving(2) if pid != scp.proc.pid)
     scp.stop(signal.SIGKILL)
     eventually(lambda: not _running(child), timeout=20)
