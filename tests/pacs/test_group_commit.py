@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
-from pacs.models import Patient
+from pacs import storage
+from pacs.exceptions import ProcessingFailure
+from pacs.models import Instance, Patient
+from pacs.services.ingest import instance_ingest
 from pacs.services.ingest.commit import GroupCommit
+from tests import dicom_factories as f
 from tests.polling import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,3 +113,60 @@ def test_an_entry_the_database_gave_up_on_is_tried_again_alone(storage_root):
     assert len(attempts) == 2
     stored = dict(Patient.objects.values_list("patient_id", "pk"))
     assert results == {"leader": stored["LEADER"], "flaky": stored["FLAKY"], "plain": stored["PLAIN"]}
+
+
+def _fdatasync_spy(monkeypatch, *, fail_wal: bool = False) -> list[str]:
+    """Record the files ``os.fdatasync`` flushes (SQLite's own flushes are not Python calls)."""
+    real = os.fdatasync
+    flushed: list[str] = []
+
+    def spy(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        flushed.append(path)
+        if fail_wal and path.endswith("-wal"):
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    return flushed
+
+
+def _sqlite_only() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's WAL (PostgreSQL flushes its own WAL at commit)")
+
+
+def test_sqlite_group_flushes_the_wal_after_the_commit_and_keeps_full_sync(storage_root, settings, monkeypatch):
+    _sqlite_only()
+    settings.PACS_SYNC = "full"
+    flushed = _fdatasync_spy(monkeypatch)
+    pk = GroupCommit().run({storage_root}, lambda: Patient.objects.create(patient_id="W1").pk)
+    assert Patient.objects.get(pk=pk).patient_id == "W1"
+    wal = os.path.realpath(f"{connection.settings_dict['NAME']}-wal")
+    assert flushed == [wal]
+    with connection.cursor() as cursor:  # every other commit of this connection is flushed by SQLite again
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2  # FULL
+
+
+def test_sqlite_group_with_file_sync_leaves_the_wal_to_the_os(storage_root, settings, monkeypatch):
+    _sqlite_only()
+    settings.PACS_SYNC = "file"
+    flushed = _fdatasync_spy(monkeypatch)
+    GroupCommit().run({storage_root}, lambda: Patient.objects.create(patient_id="W2").pk)
+    assert flushed == []
+
+
+def test_a_failed_wal_flush_answers_failure_and_keeps_matching_row_and_file(
+    archive_config, storage_root, settings, monkeypatch
+):
+    _sqlite_only()
+    settings.PACS_SYNC = "full"
+    _fdatasync_spy(monkeypatch, fail_wal=True)
+    with pytest.raises(ProcessingFailure) as failure:
+        instance_ingest(source=f.encode(f.ct_dataset()))
+    assert failure.value.dicom_status == 0x0110 and "Cannot flush the index" in failure.value.message
+    instance = Instance.objects.get()  # committed: its file stays with it
+    assert storage.absolute_path(instance.file_path).is_file()
+    monkeypatch.undo()
+    assert instance_ingest(source=f.encode(f.ct_dataset())).status == "stored"  # the next one is stored normally

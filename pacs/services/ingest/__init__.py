@@ -33,7 +33,7 @@ from pacs.charsets import TextDecoder
 from pacs.choices import Compression, DuplicatePolicy, IngestStatus
 from pacs.exceptions import DuplicateRejected, OutOfResources, PacsError, ProcessingFailure
 from pacs.services.config import archive_config_get
-from pacs.services.ingest.commit import group_commit
+from pacs.services.ingest.commit import CommitNotDurable, group_commit
 from pacs.services.ingest.index import index_upsert, instance_existing
 from pacs.services.ingest.parse import (
     UNCOMPRESSED_SYNTAXES,
@@ -155,6 +155,10 @@ def instance_ingest(
             update_attributes=config.update_attributes,
             replace_id=existing["id"] if existing else None,
         ))
+    except CommitNotDurable as exc:
+        # Row and file are both in place and match: only their durability is in doubt.
+        logger.error("ingest index flush failed sop_instance_uid=%s error=%s", sop_instance_uid, exc)
+        raise ProcessingFailure(str(exc)) from exc
     except IntegrityError:
         # Lost a race with another association storing the same SOP Instance:
         # the file at this path is that instance, so it stays.

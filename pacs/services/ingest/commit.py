@@ -17,16 +17,30 @@ lone association leads every time and pays nothing extra.
 Each instance's index work runs in its own savepoint, so one instance's
 failure is its own; a failed commit or directory fsync
 fails every instance of the group, whose callers then remove their files.
+
+On SQLite with ``PACS_SYNC=full`` the group's transaction commits without
+SQLite's own WAL fsync (``synchronous=NORMAL`` for that commit only) and the
+WAL is fdatasync'ed right after, before any caller may answer: the same flush
+of the same bytes, but done after SQLite released its write lock instead of
+while holding it, so another runscp process's transaction no longer queues
+behind this one's disk flush (store benchmark, 4 associations on 2 processes:
++8 to +12% in alternated runs).  A transaction committed in WAL mode is in the
+WAL file until a checkpoint, and SQLite fsyncs the WAL before checkpointing
+and the database after, so once the fdatasync returns the commit survives a
+power cut exactly as with ``synchronous=FULL``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from django.db import OperationalError, transaction
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 
 from pacs import storage
 
@@ -87,6 +101,13 @@ class GroupCommit:
                     self._leading = False
 
 
+class CommitNotDurable(Exception):
+    """The index rows were committed but flushing the WAL failed: they may not survive a power cut.
+
+    The rows and their files stay (they match); the caller answers failure.
+    """
+
+
 def _commit(group: list[_Entry]) -> None:
     try:
         storage.directories_sync(set().union(*(entry.directories for entry in group)))
@@ -94,6 +115,49 @@ def _commit(group: list[_Entry]) -> None:
         for entry in group:
             entry.error = exc
         return
+    if not _wal_sync_after_commit():
+        _commit_rows(group)
+        return
+    with _synchronous_normal():
+        _commit_rows(group)
+    if all(entry.error is not None for entry in group):
+        return  # nothing was committed
+    try:
+        _wal_sync()
+    except OSError as exc:
+        for entry in group:
+            if entry.error is None:
+                entry.result = None
+                entry.error = CommitNotDurable(f"Cannot flush the index: {exc.strerror or exc}")
+
+
+def _wal_sync_after_commit() -> bool:
+    """Whether this group's commit flushes SQLite's WAL itself, after the commit (see the module docstring)."""
+    return connection.vendor == "sqlite" and settings.PACS_SYNC == "full" and not connection.in_atomic_block
+
+
+@contextmanager
+def _synchronous_normal():
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous=FULL")
+
+
+def _wal_sync() -> None:
+    # Opened by name each time: the WAL of a database whose connections all closed is
+    # deleted and a new one created (not while this thread's connection is open).
+    fd = os.open(f"{connection.settings_dict['NAME']}-wal", os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit_rows(group: list[_Entry]) -> None:
     if len(group) == 1:  # the work opens its own transaction
         _attempt(group[0])
         return
