@@ -67,6 +67,10 @@ class UploadView(PageMixin, View):
             upload = request.FILES.get("file")
         except OSError as exc:  # the upload's temp file could not be written
             logger.warning("upload not received peer=%s reason=%s", request.META.get("REMOTE_ADDR", ""), exc)
+            for handler in request.upload_handlers:  # the partial temp file goes now, not when the request is freed
+                partial = getattr(handler, "file", None)
+                if partial is not None:
+                    partial.close()
             full = write_failure_status(exc) == 0xA700
             return JsonResponse({"error": _("Cannot receive the upload: %s") % (exc.strerror or exc)},
                                 status=507 if full else 500)

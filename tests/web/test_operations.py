@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import zipfile
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.polling import eventually
 
@@ -114,6 +116,37 @@ def test_upload_below_the_free_space_floor_is_refused_with_a_message(logged_in, 
     response = admin_client.post("/send/upload/", {"file": files[0].open("rb")})
     assert response.status_code == 507 and "Archive storage is full" in response.json()["error"]
     assert Instance.objects.count() == 0
+
+@pytest.fixture
+def tiny_volume(tmp_path):
+    """A 64 KiB tmpfs: writing more than that fails with ENOSPC, as on a full disk (needs root to mount)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def test_upload_whose_temp_file_fills_the_disk_is_507_and_leaves_nothing(admin_client, storage_root,
+                                                                         archive_config, settings, tiny_volume):
+    from pacs.models import Instance
+    from tests import dicom_factories as f
+
+    # Django writes an upload above FILE_UPLOAD_MAX_MEMORY_SIZE to a temp file first: that file fills the volume.
+    settings.FILE_UPLOAD_TEMP_DIR = str(tiny_volume)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024
+    data = f.encode(f.ct_dataset(size=256))  # 128 KiB of pixels: twice the volume
+    response = admin_client.post("/send/upload/", {"file": SimpleUploadedFile("ct.dcm", data)})
+    assert response.status_code == 507
+    assert "Cannot receive the upload" in response.json()["error"]
+    assert Instance.objects.count() == 0 and not list(tiny_volume.iterdir())
+    settings.FILE_UPLOAD_TEMP_DIR = None  # the next upload, with room, is stored
+    response = admin_client.post("/send/upload/", {"file": SimpleUploadedFile("ct.dcm", data)})
+    assert response.status_code == 200 and response.json()["stored"] == 1
+
 
 def test_logs_page_filters_searches_and_tails(logged_in, settings, tmp_path, screenshot):
     settings.PACS_LOG_DIR = tmp_path
