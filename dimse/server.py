@@ -409,12 +409,7 @@ class ListenerManager:
                 config = configs[name]
                 if service is None and not config.enabled:
                     continue
-                try:
-                    self._start_one(config)
-                    self.errors.pop(name, None)
-                except ListenerError as exc:
-                    self.errors[name] = str(exc)
-                    logger.error("listener start failed service=%s error=%s", name, exc)
+                self._start_recorded(config)
             db_release()
             return self.status()
 
@@ -445,13 +440,8 @@ class ListenerManager:
                 self._stop_one(running)
             self.stopped.discard(service)
             config = next(row for row in services.listener_config_list() if row.service == service)
-            try:
-                self._start_one(config, listening=listening)
-                self.errors.pop(service, None)
-            except ListenerError as exc:
+            if not self._start_recorded(config, listening=listening):
                 listening.close()
-                self.errors[service] = str(exc)
-                logger.error("listener start failed service=%s error=%s", service, exc)
             db_release()
             return self.status()
 
@@ -504,6 +494,17 @@ class ListenerManager:
         contexts_share_uids(ae)
         uid_decoding_cache()
         return ae, handlers, getattr(module, "association_setup", None)
+
+    def _start_recorded(self, config: Listener, listening: socket.socket | None = None) -> bool:
+        """Start one listener; its error (busy port...) is kept for :meth:`status` instead of raised."""
+        try:
+            self._start_one(config, listening=listening)
+        except ListenerError as exc:
+            self.errors[config.service] = str(exc)
+            logger.error("listener start failed service=%s error=%s", config.service, exc)
+            return False
+        self.errors.pop(config.service, None)
+        return True
 
     def _start_one(self, config: Listener, listening: socket.socket | None = None) -> None:
         ae, handlers, association_setup = self._build_ae(config)
