@@ -125,7 +125,7 @@ def tiny_volume(tmp_path):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+        pytest.skip(f"mounting a tmpfs needs root and mount (util-linux): {mounted.stderr.strip()}")
     yield mount_point
     subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
