@@ -138,7 +138,10 @@ class Instance(models.Model):
     # Relative to PACS_STORAGE_ROOT; built only from validated UIDs / sanitised values.
     file_path = models.CharField(max_length=512)
     file_size = models.BigIntegerField()
-    checksum = models.CharField(max_length=32, help_text="MD5 of the stored file")
+    checksum = models.CharField(
+        max_length=64,
+        help_text="SHA-256 of the stored file, hex (files archived before December 2026: their MD5, 32 digits)",
+    )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source_aet = models.CharField(max_length=16, blank=True)
 

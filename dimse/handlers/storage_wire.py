@@ -25,7 +25,7 @@ A PDV that breaks the framing rules in the middle of a fast message is an
 invalid PDU (Evt19: pynetdicom aborts the association), as it would be there.
 
 A data set larger than ``PACS_STORE_SPILL_MB`` is not held in memory: past
-that size its fragments go to a temp file on the archive volume (MD5 kept as
+that size its fragments go to a temp file on the archive volume (checksum kept as
 it grows), which ingest then moves into place - a multi-gigabyte video or
 whole-slide image needs neither its size in RAM nor a second copy on disk.
 """

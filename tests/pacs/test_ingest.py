@@ -31,7 +31,7 @@ def test_ingest_stores_received_bytes_unchanged_and_indexes(archive_config, stor
     instance = Instance.objects.select_related("series__study__patient").get()
     path = storage_root / instance.file_path
     assert path.read_bytes() == data
-    assert instance.checksum == hashlib.md5(data).hexdigest()
+    assert instance.checksum == hashlib.sha256(data).hexdigest()
     assert instance.file_path == f"{result.study_instance_uid}/{result.series_instance_uid}/{result.sop_instance_uid}.dcm"
     assert (instance.rows, instance.columns, instance.transfer_syntax_uid) == (32, 32, f.EXPLICIT_LE)
     series = instance.series
@@ -272,8 +272,8 @@ def test_refused_instance_leaves_no_temp_file(archive_config, storage_root, poli
 def test_temp_copy_checksums_the_copy_and_leaves_nothing_when_the_source_fails(storage_root, tmp_path):
     source = tmp_path / "in.dcm"
     source.write_bytes(f.encode(f.ct_dataset()))
-    temp, md5, size = storage.temp_copy(source)
-    assert temp.read_bytes() == source.read_bytes() and md5 == hashlib.md5(source.read_bytes()).hexdigest()
+    temp, digest, size = storage.temp_copy(source)
+    assert temp.read_bytes() == source.read_bytes() and digest == hashlib.sha256(source.read_bytes()).hexdigest()
     assert size == source.stat().st_size
     temp.unlink()
     with pytest.raises(OSError):

@@ -208,7 +208,7 @@ def _write_early(source: bytes | bytearray | memoryview | str | Path, min_free_m
 
     The bytes are archived unchanged, so the write does not depend on the parse:
     a worker writes and fsyncs while this thread parses, checks for a duplicate
-    and computes the MD5, which takes the disk's latency off the critical path
+    and computes the checksum, which takes the disk's latency off the critical path
     of a C-STORE round trip.  Bare datasets (re-encoded after parsing), files (copied)
     and a volume below its floor (refused after the duplicate check) go the
     sequential way.

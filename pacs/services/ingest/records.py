@@ -27,7 +27,7 @@ class SpooledFile:
     """A Part 10 file already written and fsynced to a temp path on the archive volume.
 
     Ingest renames it into place instead of copying it (a received data set
-    too large to hold in memory); *checksum* is its MD5, computed while it was
+    too large to hold in memory); *checksum* is its SHA-256, computed while it was
     written.  The file stays the caller's until ingest has moved it: whoever
     hands one over removes the path afterwards if it still exists.
     """
