@@ -137,8 +137,9 @@ class WorkerLink:
         self.slot = slot
         self.parent_end, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process: subprocess.Popen | None = None
-        self.respawned_at = 0.0  # 0: started with the group
-        self.reported = False
+        self.started_at = 0.0
+        self.quick_deaths = 0  # consecutive deaths within WorkerGroup.STABLE_SECONDS of a start
+        self.respawn_at: float | None = None  # set when its death was noticed
 
     def send_listen(self, service: str, listening: socket.socket) -> None:
         self._send({"listen": service}, [listening.fileno()])
@@ -164,8 +165,13 @@ class WorkerGroup:
     ``listen``/``stop`` are the parent ListenerManager's hooks.
     """
 
-    #: A worker that died is started again, at most once per this many seconds.
+    #: A worker that died is started again at once.  If the new one dies too within
+    #: STABLE_SECONDS of its start, the next start waits RESPAWN_SECONDS, doubled on
+    #: each further quick death up to RESPAWN_MAX_SECONDS: a worker that cannot start
+    #: (a broken install, no memory) is not restarted, with a log line, every few seconds forever.
     RESPAWN_SECONDS = 10.0
+    RESPAWN_MAX_SECONDS = 300.0
+    STABLE_SECONDS = 60.0
 
     def __init__(self, workers: int, args: list[str]) -> None:
         self.board = LoadBoard.create(workers)
@@ -206,22 +212,33 @@ class WorkerGroup:
                 code = link.process.poll() if link.process is not None else None
                 if code is None:
                     continue
-                if not link.reported:
-                    logger.error("runscp worker pid=%s exited with code %s", link.process.pid, code)
+                now = time.monotonic()
+                if link.respawn_at is None:
+                    if now - link.started_at < self.STABLE_SECONDS:
+                        link.quick_deaths += 1
+                    else:
+                        link.quick_deaths = 0
+                    link.respawn_at = now + self.respawn_delay(link.quick_deaths)
+                    logger.error("runscp worker pid=%s exited with code %s; starting it again in %.0f s",
+                                 link.process.pid, code, link.respawn_at - now)
                     self.board.vacate(link.slot)
                     self._forget(link.process.pid)
-                    link.reported = True
-                now = time.monotonic()
-                if link.respawned_at and now - link.respawned_at < self.RESPAWN_SECONDS:
+                if now < link.respawn_at:
                     continue
                 link.close()
                 fresh = WorkerLink(link.slot)
+                fresh.quick_deaths = link.quick_deaths
                 for service, listening in self.listening.items():
                     fresh.send_listen(service, listening)
-                fresh.respawned_at = now
                 self.links[index] = fresh
                 self._spawn(fresh)
                 logger.warning("runscp worker started again pid=%s", fresh.process.pid)
+
+    def respawn_delay(self, quick_deaths: int) -> float:
+        """Seconds before a dead worker is started again, after *quick_deaths* deaths in a row soon after start."""
+        if quick_deaths <= 1:
+            return 0.0
+        return min(self.RESPAWN_SECONDS * 2 ** (quick_deaths - 2), self.RESPAWN_MAX_SECONDS)
 
     @staticmethod
     def _forget(pid: int) -> None:
@@ -253,6 +270,7 @@ class WorkerGroup:
         args = [*self.args, "--worker-channel", str(channel),
                 "--worker-board", f"{self.board.fd}:{self.board.slots}:{link.slot}"]
         link.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, pass_fds=(channel, self.board.fd))
+        link.started_at = time.monotonic()
         # The worker holds its end now; messages queued before it started wait there for it.
         link.child_end.close()
 

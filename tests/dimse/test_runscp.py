@@ -295,3 +295,55 @@ def test_workers_exit_when_the_parent_is_killed(runscp):
     child = next(pid for pid in _serving(2) if pid != scp.proc.pid)
     scp.stop(signal.SIGKILL)
     eventually(lambda: not _running(child), timeout=20)
+
+
+def _starts_of_a_worker(group, count: int, timeout: float) -> list[float]:
+    """Drive *group*'s watch loop (as runscp's control loop does) until its worker was started *count* times."""
+    starts: list[float] = []
+
+    def started_enough() -> bool:
+        group.watch()
+        link = group.links[0]
+        if not starts or link.started_at != starts[-1]:
+            starts.append(link.started_at)
+        return len(starts) >= count
+
+    eventually(started_enough, timeout=timeout, interval=0.01)
+    return starts
+
+
+@pytest.mark.django_db
+def test_a_worker_that_keeps_dying_at_start_is_restarted_less_and_less_often(caplog):
+    from dimse import workers
+
+    # A worker that exits at once, e.g. a broken install: the real process, quicker delays.
+    group = workers.WorkerGroup(2, [sys.executable, "-S", "-c", "import sys; sys.exit(3)"])
+    assert [group.respawn_delay(n) for n in range(9)] == [0, 0, 10, 20, 40, 80, 160, 300, 300]  # the defaults
+    group.RESPAWN_SECONDS, group.RESPAWN_MAX_SECONDS = 0.5, 1.0
+    workers.logger.addHandler(caplog.handler)  # the service loggers do not propagate to the root
+    group.start()
+    try:
+        starts = _starts_of_a_worker(group, 6, timeout=20)
+    finally:
+        group.shutdown()
+        workers.logger.removeHandler(caplog.handler)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert gaps[0] < 0.5  # the first death: started again at once
+    for gap, delay in zip(gaps[1:], [0.5, 1.0, 1.0, 1.0]):  # then doubling, capped
+        assert delay <= gap < delay + 0.5
+    assert "exited with code 3; starting it again in 0 s" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_worker_that_ran_a_while_before_dying_is_restarted_at_once():
+    from dimse.workers import WorkerGroup
+
+    group = WorkerGroup(2, [sys.executable, "-S", "-c", "import time; time.sleep(0.3)"])
+    group.RESPAWN_SECONDS, group.STABLE_SECONDS = 5.0, 0.2  # 0.3 s counts as a stable run
+    group.start()
+    try:
+        starts = _starts_of_a_worker(group, 4, timeout=10)
+    finally:
+        group.shutdown()
+    assert all(later - earlier < 1.0 for earlier, later in zip(starts, starts[1:]))
+    assert group.links[0].quick_deaths == 0
