@@ -174,6 +174,9 @@ def temp_discard(pending: Future) -> None:
     temp.unlink(missing_ok=True)
 
 
+_checksum_hasher = hashlib.sha256  # the one place naming the algorithm: checksum() and Spool
+
+
 def checksum(data: bytes | bytearray | memoryview) -> str:
     """The checksum stored for an archived file: its SHA-256, hex (``hashlib`` releases the GIL while hashing).
 
@@ -182,7 +185,7 @@ def checksum(data: bytes | bytearray | memoryview) -> str:
     and C-STORE ingest is CPU-bound with several associations (see
     ``bench/bench_store.py``).
     """
-    return hashlib.sha256(data).hexdigest()
+    return _checksum_hasher(data).hexdigest()
 
 
 def _temp_file_write(data: bytes | bytearray | memoryview) -> Path:
@@ -208,7 +211,7 @@ class Spool:
     def __init__(self) -> None:
         self.path = temp_path_new()
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish()/discard()
-        self._digest = hashlib.sha256()
+        self._digest = _checksum_hasher()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._file.write(data)
